@@ -1,0 +1,3 @@
+module github.com/aiotorrent/aiotorrent
+
+go 1.26
