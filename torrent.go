@@ -1,0 +1,185 @@
+// Package aiotorrent is a BitTorrent library: open a .torrent file or a
+// magnet link, list its files, and (as later releases add them) download
+// them to disk or read any file while it downloads.
+//
+// The protocol pieces live in their own packages, usable on their own:
+// [github.com/aiotorrent/aiotorrent/bencode] for the encoding and
+// [github.com/aiotorrent/aiotorrent/metainfo] for .torrent files, magnet
+// links and creating torrents.
+package aiotorrent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/aiotorrent/aiotorrent/metainfo"
+)
+
+// ErrNoMetadata is returned by methods that need a torrent's info
+// dictionary when the torrent was opened from a magnet link and the
+// metadata has not been fetched from peers yet.
+var ErrNoMetadata = errors.New("torrent metadata not available yet (opened from a magnet link)")
+
+// Torrent is one torrent: its identity and, once known, its metadata.
+// A Torrent is safe for concurrent use.
+type Torrent struct {
+	infoHash metainfo.Hash
+	mi       *metainfo.MetaInfo // nil until the metadata is known
+	magnet   *metainfo.Magnet   // set when opened from a magnet link
+}
+
+// File is one file of a torrent, as offered to the user. BEP 47 padding
+// files are never listed.
+type File struct {
+	// Index is the file's position in the torrent's file list. Padding
+	// files take indexes too, so the indexes of listed files may skip
+	// numbers; they match the file indexes of magnet links' so= parameter
+	// and of other clients.
+	Index int
+	// Path is the file's path relative to the download folder, with "/"
+	// between components; for a multi-file torrent it starts with the
+	// torrent's name.
+	Path string
+	// Length is the file's size in bytes.
+	Length int64
+	// Offset is where the file starts within the torrent's content.
+	Offset int64
+}
+
+// Open opens a torrent from a .torrent file path or a magnet link.
+//
+// A .torrent file is read and validated at once. A magnet link gives the
+// info hash, name and trackers it carries; its file list needs the
+// metadata from peers, and until then [Torrent.HasMetadata] is false.
+func Open(ctx context.Context, pathOrMagnet string) (*Torrent, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if isMagnet(pathOrMagnet) {
+		m, err := metainfo.ParseMagnet(pathOrMagnet)
+		if err != nil {
+			return nil, err
+		}
+		return &Torrent{infoHash: m.InfoHash, magnet: m}, nil
+	}
+	mi, err := metainfo.LoadFile(pathOrMagnet)
+	if err != nil {
+		return nil, fmt.Errorf("open torrent: %w", err)
+	}
+	return FromMetaInfo(mi), nil
+}
+
+// FromMetaInfo returns a Torrent for metadata already parsed or created.
+func FromMetaInfo(mi *metainfo.MetaInfo) *Torrent {
+	return &Torrent{infoHash: mi.InfoHash, mi: mi}
+}
+
+func isMagnet(s string) bool {
+	return len(s) >= 7 && strings.EqualFold(s[:7], "magnet:")
+}
+
+// InfoHash returns the torrent's v1 info hash.
+func (t *Torrent) InfoHash() metainfo.Hash { return t.infoHash }
+
+// HasMetadata reports whether the torrent's info dictionary (its files and
+// pieces) is known.
+func (t *Torrent) HasMetadata() bool { return t.mi != nil }
+
+// MetaInfo returns the parsed .torrent content, or nil if the metadata is
+// not known yet. It must not be modified.
+func (t *Torrent) MetaInfo() *metainfo.MetaInfo { return t.mi }
+
+// Name returns the torrent's name: the file or top folder name from its
+// metadata, else the magnet link's display name, else the info hash.
+func (t *Torrent) Name() string {
+	switch {
+	case t.mi != nil:
+		return t.mi.Info.Name
+	case t.magnet != nil && t.magnet.DisplayName != "":
+		return t.magnet.DisplayName
+	}
+	return t.infoHash.String()
+}
+
+// Length returns the total size of the torrent's content in bytes, padding
+// files included, or 0 if the metadata is not known yet.
+func (t *Torrent) Length() int64 {
+	if t.mi == nil {
+		return 0
+	}
+	return t.mi.Info.Length
+}
+
+// PieceLength returns the length of a piece, or 0 without metadata.
+func (t *Torrent) PieceLength() int64 {
+	if t.mi == nil {
+		return 0
+	}
+	return t.mi.Info.PieceLength
+}
+
+// NumPieces returns the number of pieces, or 0 without metadata.
+func (t *Torrent) NumPieces() int {
+	if t.mi == nil {
+		return 0
+	}
+	return t.mi.Info.NumPieces()
+}
+
+// Private reports the BEP 27 private flag.
+func (t *Torrent) Private() bool { return t.mi != nil && t.mi.Info.Private }
+
+// Trackers returns the torrent's tracker URLs in tiers (BEP 12). A magnet
+// link's trackers form one tier each, in the link's order.
+func (t *Torrent) Trackers() [][]string {
+	var tiers [][]string
+	if t.mi != nil {
+		tiers = t.mi.Trackers()
+	} else if t.magnet != nil {
+		for _, tr := range t.magnet.Trackers {
+			tiers = append(tiers, []string{tr})
+		}
+	}
+	out := make([][]string, len(tiers))
+	for i, tier := range tiers {
+		out[i] = append([]string(nil), tier...)
+	}
+	return out
+}
+
+// WebSeeds returns the torrent's web seed URLs (BEP 19).
+func (t *Torrent) WebSeeds() []string {
+	if t.mi != nil {
+		return append([]string(nil), t.mi.URLList...)
+	}
+	if t.magnet != nil {
+		return append([]string(nil), t.magnet.WebSeeds...)
+	}
+	return nil
+}
+
+// Files returns the torrent's files in torrent order, without padding
+// files, or nil if the metadata is not known yet.
+func (t *Torrent) Files() []File {
+	if t.mi == nil {
+		return nil
+	}
+	var files []File
+	for i, f := range t.mi.Info.Files {
+		if f.Padding {
+			continue
+		}
+		files = append(files, File{Index: i, Path: strings.Join(f.Path, "/"), Length: f.Length, Offset: f.Offset})
+	}
+	return files
+}
+
+// Magnet returns a magnet link for the torrent.
+func (t *Torrent) Magnet() string {
+	if t.mi != nil {
+		return t.mi.Magnet().String()
+	}
+	return t.magnet.String()
+}
