@@ -56,19 +56,26 @@ func (mi *MetaInfo) Trackers() [][]string {
 }
 
 // Magnet returns a magnet link for the torrent: its info hash, name,
-// trackers (every tier, in order) and web seeds.
+// trackers (every tier, in order) and web seeds. Trackers and web seeds a
+// magnet link cannot carry (other URL schemes, or past the link's limits)
+// are left out, so [ParseMagnet] always reads the result back.
 func (mi *MetaInfo) Magnet() *Magnet {
 	m := &Magnet{InfoHash: mi.InfoHash, DisplayName: mi.Info.Name}
 	seen := make(map[string]bool)
 	for _, tier := range mi.Trackers() {
 		for _, tr := range tier {
-			if !seen[tr] {
+			if !seen[tr] && len(m.Trackers) < magnetMaxTrackers && magnetCheckURL(tr, magnetTrackerSchemes...) == nil {
 				seen[tr] = true
 				m.Trackers = append(m.Trackers, tr)
 			}
 		}
 	}
-	m.WebSeeds = append(m.WebSeeds, mi.URLList...)
+	for _, ws := range mi.URLList {
+		if !seen[ws] && len(m.WebSeeds) < magnetMaxWebSeeds && magnetCheckURL(ws, magnetWebSeedSchemes...) == nil {
+			seen[ws] = true
+			m.WebSeeds = append(m.WebSeeds, ws)
+		}
+	}
 	return m
 }
 
