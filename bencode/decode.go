@@ -247,7 +247,9 @@ func (ds *decodeState) setString(off int, v reflect.Value, s []byte) error {
 		if v.Type().Elem().Kind() != reflect.Uint8 || v.Len() != len(s) {
 			return ds.typeError(off, fmt.Sprintf("string of length %d", len(s)), v.Type())
 		}
-		reflect.Copy(v, reflect.ValueOf(s))
+		for i, b := range s { // element type may be a named byte type
+			v.Index(i).SetUint(uint64(b))
+		}
 	default:
 		return ds.typeError(off, "string", v.Type())
 	}
@@ -507,10 +509,11 @@ func (ds *decodeState) bytes() ([]byte, error) {
 		if c < '0' || c > '9' {
 			return nil, ds.syntax(ds.pos, "invalid byte %q in string length", c)
 		}
-		if ds.pos-start >= 19 {
-			return nil, ds.syntax(start, "string length has too many digits")
+		d := int64(c - '0')
+		if n > (math.MaxInt64-d)/10 {
+			return nil, ds.syntax(start, "string length overflows int64")
 		}
-		n = n*10 + int64(c-'0')
+		n = n*10 + d
 		ds.pos++
 	}
 	if ds.pos >= len(ds.data) {

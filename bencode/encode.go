@@ -3,6 +3,7 @@ package bencode
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
 	"strconv"
@@ -41,8 +42,13 @@ func (m RawMessage) MarshalBencode() ([]byte, error) {
 	return m, nil
 }
 
+// maxEncodeDepth bounds the nesting Marshal follows, so a cyclic value
+// (a pointer back to itself) is an error rather than a stack overflow.
+const maxEncodeDepth = 10000
+
 type encoder struct {
-	buf []byte
+	buf   []byte
+	depth int
 }
 
 func (e *encoder) str(b []byte) {
@@ -52,6 +58,11 @@ func (e *encoder) str(b []byte) {
 }
 
 func (e *encoder) value(v reflect.Value) error {
+	e.depth++
+	defer func() { e.depth-- }()
+	if e.depth > maxEncodeDepth {
+		return &MarshalError{Type: v.Type(), Msg: fmt.Sprintf("nested more than %d deep (a cycle?)", maxEncodeDepth)}
+	}
 	if !v.IsValid() {
 		return &MarshalError{Type: nil, Msg: "nil has no bencode form"}
 	}
@@ -78,6 +89,9 @@ func (e *encoder) value(v reflect.Value) error {
 		e.buf = strconv.AppendInt(e.buf, v.Int(), 10)
 		e.buf = append(e.buf, 'e')
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		if v.Uint() > math.MaxInt64 {
+			return &MarshalError{Type: v.Type(), Msg: fmt.Sprintf("%d does not fit in a bencode integer (int64)", v.Uint())}
+		}
 		e.buf = append(e.buf, 'i')
 		e.buf = strconv.AppendUint(e.buf, v.Uint(), 10)
 		e.buf = append(e.buf, 'e')
@@ -94,7 +108,9 @@ func (e *encoder) value(v reflect.Value) error {
 	case reflect.Array:
 		if v.Type().Elem().Kind() == reflect.Uint8 {
 			b := make([]byte, v.Len())
-			reflect.Copy(reflect.ValueOf(b), v)
+			for i := range b { // element type may be a named byte type
+				b[i] = byte(v.Index(i).Uint())
+			}
 			e.str(b)
 			return nil
 		}
