@@ -141,8 +141,18 @@ func Create(ctx context.Context, root string, opts CreateOptions) (*MetaInfo, er
 
 	var tiers [][]string
 	for _, t := range opts.Trackers {
+		for _, u := range t {
+			if !validTrackerURL(u) {
+				return nil, fmt.Errorf("create: tracker %q is not an absolute URL", u)
+			}
+		}
 		if len(t) > 0 {
 			tiers = append(tiers, slices.Clone(t))
+		}
+	}
+	for _, u := range opts.WebSeeds {
+		if !validWebSeedURL(u) {
+			return nil, fmt.Errorf("create: web seed %q is not an http or https URL", u)
 		}
 	}
 	mi := &MetaInfo{
@@ -185,8 +195,13 @@ type fileDict struct {
 
 // walk lists the regular files below root, sorted by path.
 func walk(root string) ([]source, error) {
+	// WalkDir does not descend into a root that is a symbolic link.
+	root, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return nil, err
+	}
 	var files []source
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -262,6 +277,9 @@ func hashPieces(ctx context.Context, files []source, total, pl int64, threads in
 		defer r.close()
 		var done int64
 		for i := range npieces {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			var buf []byte
 			select {
 			case buf = <-free:

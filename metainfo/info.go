@@ -105,11 +105,53 @@ type rawInfo struct {
 	Private     int64              `bencode:"private"`
 	Source      bencode.RawMessage `bencode:"source"`
 	Length      *int64             `bencode:"length"`
-	Files       *[]rawFile         `bencode:"files"`
+	Files       *fileList          `bencode:"files"`
 	MetaVersion int64              `bencode:"meta version"`
 	FileTree    bencode.RawMessage `bencode:"file tree"`
 }
 
+// fileList decodes the "files" list without letting a hostile torrent
+// cost much more memory than its own size. It counts the entries first
+// (into zero-size values) to enforce MaxFiles, then reads only their
+// lengths (8 bytes each) and checks them, so a list of a million empty
+// dictionaries fails before a full entry is built for any of them.
+type fileList []rawFile
+
+type fileCounter struct{}
+
+func (fileCounter) UnmarshalBencode([]byte) error { return nil }
+
+func (l *fileList) UnmarshalBencode(b []byte) error {
+	var count []fileCounter
+	if err := bencode.Unmarshal(b, &count); err != nil {
+		return err
+	}
+	if len(count) > MaxFiles {
+		return fmt.Errorf("%d files, more than %d", len(count), MaxFiles)
+	}
+	var lengths []struct {
+		Length *int64 `bencode:"length"`
+	}
+	if err := bencode.Unmarshal(b, &lengths); err != nil {
+		return err
+	}
+	for i, f := range lengths {
+		if f.Length == nil {
+			return fmt.Errorf("file %d: missing length", i)
+		}
+		if *f.Length < 0 {
+			return fmt.Errorf("file %d: negative length %d", i, *f.Length)
+		}
+	}
+	var files []rawFile
+	if err := bencode.Unmarshal(b, &files); err != nil {
+		return err
+	}
+	*l = files
+	return nil
+}
+
+// rawFile is one entry of the files list.
 type rawFile struct {
 	Length   *int64             `bencode:"length"`
 	Path     []string           `bencode:"path"`
@@ -172,11 +214,11 @@ func parseInfo(data []byte) (*Info, error) {
 
 	var total int64
 	for i := range info.Files {
-		info.Files[i].Offset = total
-		total += info.Files[i].Length
-		if total > MaxTotalLength {
+		if info.Files[i].Length > MaxTotalLength-total {
 			return nil, fmt.Errorf("metainfo: info: total length exceeds %d bytes", int64(MaxTotalLength))
 		}
+		info.Files[i].Offset = total
+		total += info.Files[i].Length
 	}
 	info.Length = total
 	if total == 0 {
@@ -201,9 +243,6 @@ func parseInfo(data []byte) (*Info, error) {
 func (info *Info) setFiles(raw []rawFile) error {
 	if len(raw) == 0 {
 		return errors.New("metainfo: info: files list is empty")
-	}
-	if len(raw) > MaxFiles {
-		return fmt.Errorf("metainfo: info: %d files, more than %d", len(raw), MaxFiles)
 	}
 	info.Files = make([]File, len(raw))
 	paths := make(map[string]bool, len(raw)) // file paths

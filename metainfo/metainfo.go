@@ -227,7 +227,7 @@ func parseURLList(raw bencode.RawMessage) []string {
 		if !ok || len(out) >= MaxTrackers {
 			continue
 		}
-		if u, err := url.Parse(s); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		if !validWebSeedURL(s) {
 			continue
 		}
 		out = append(out, s)
@@ -244,6 +244,12 @@ func validTrackerURL(s string) bool {
 	return err == nil && u.Scheme != "" && u.Host != ""
 }
 
+// validWebSeedURL reports whether s is a usable BEP 19 web seed URL.
+func validWebSeedURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
 // Encode writes mi as a .torrent file: the info dictionary exactly as
 // InfoBytes holds it, and the other fields from mi.
 func (mi *MetaInfo) Encode(w io.Writer) error {
@@ -257,7 +263,7 @@ func (mi *MetaInfo) Encode(w io.Writer) error {
 
 // Marshal returns mi encoded as a .torrent file (see [MetaInfo.Encode]).
 func (mi *MetaInfo) Marshal() ([]byte, error) {
-	if len(mi.InfoBytes) == 0 {
+	if len(mi.InfoBytes) == 0 || mi.InfoBytes[0] != 'd' {
 		return nil, errors.New("metainfo: no info dictionary to encode")
 	}
 	out := struct {
