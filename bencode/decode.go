@@ -394,32 +394,17 @@ func (ds *decodeState) dict(v reflect.Value) error {
 	keys := newDictKeys(ds.strict)
 	outer := ds.field
 	for {
-		c, err := ds.peek()
+		key, end, err := ds.nextKey(keys)
 		if err != nil {
 			return err
 		}
-		if c == 'e' {
-			ds.pos++
+		if end {
 			break
-		}
-		koff := ds.pos
-		if c < '0' || c > '9' {
-			return ds.syntax(koff, "dictionary key must be a string, found %q", c)
-		}
-		key, err := ds.bytes()
-		if err != nil {
-			return err
-		}
-		if err := keys.check(ds, koff, key); err != nil {
-			return err
 		}
 		if outer != "" {
 			ds.field = outer + "." + string(key)
 		} else {
 			ds.field = string(key)
-		}
-		if ds.pos >= len(ds.data) {
-			return ds.syntax(ds.pos, "unexpected end of input: dictionary key %q has no value", key)
 		}
 		if si != nil {
 			i, ok := si.byName[string(key)]
@@ -447,6 +432,34 @@ func (ds *decodeState) dict(v reflect.Value) error {
 
 func newDictKeys(strict bool) *dictKeys {
 	return &dictKeys{strict: strict}
+}
+
+// nextKey reads the next key of a dictionary whose 'd' has been consumed,
+// checking order and uniqueness, and that a value follows. At the closing
+// 'e' it consumes it and reports end.
+func (ds *decodeState) nextKey(keys *dictKeys) (key []byte, end bool, err error) {
+	c, err := ds.peek()
+	if err != nil {
+		return nil, false, err
+	}
+	if c == 'e' {
+		ds.pos++
+		return nil, true, nil
+	}
+	koff := ds.pos
+	if c < '0' || c > '9' {
+		return nil, false, ds.syntax(koff, "dictionary key must be a string, found %q", c)
+	}
+	if key, err = ds.bytes(); err != nil {
+		return nil, false, err
+	}
+	if err := keys.check(ds, koff, key); err != nil {
+		return nil, false, err
+	}
+	if ds.pos >= len(ds.data) {
+		return nil, false, ds.syntax(ds.pos, "unexpected end of input: dictionary key %q has no value", key)
+	}
+	return key, false, nil
 }
 
 // integer parses "i<digits>e" at the cursor.
@@ -574,28 +587,13 @@ func (ds *decodeState) skip() error {
 		ds.pos++
 		keys := newDictKeys(ds.strict)
 		for {
-			c, err := ds.peek()
+			_, end, err := ds.nextKey(keys)
 			if err != nil {
 				return err
 			}
-			if c == 'e' {
-				ds.pos++
+			if end {
 				ds.depth--
 				return nil
-			}
-			koff := ds.pos
-			if c < '0' || c > '9' {
-				return ds.syntax(koff, "dictionary key must be a string, found %q", c)
-			}
-			key, err := ds.bytes()
-			if err != nil {
-				return err
-			}
-			if err := keys.check(ds, koff, key); err != nil {
-				return err
-			}
-			if ds.pos >= len(ds.data) {
-				return ds.syntax(ds.pos, "unexpected end of input: dictionary key %q has no value", key)
 			}
 			if err := ds.skip(); err != nil {
 				return err

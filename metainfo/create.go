@@ -142,8 +142,8 @@ func Create(ctx context.Context, root string, opts CreateOptions) (*MetaInfo, er
 	var tiers [][]string
 	for _, t := range opts.Trackers {
 		for _, u := range t {
-			if !validTrackerURL(u) {
-				return nil, fmt.Errorf("create: tracker %q is not an absolute URL", u)
+			if err := CheckTrackerURL(u); err != nil {
+				return nil, fmt.Errorf("create: tracker %q: %w", u, err)
 			}
 		}
 		if len(t) > 0 {
@@ -151,8 +151,8 @@ func Create(ctx context.Context, root string, opts CreateOptions) (*MetaInfo, er
 		}
 	}
 	for _, u := range opts.WebSeeds {
-		if !validWebSeedURL(u) {
-			return nil, fmt.Errorf("create: web seed %q is not an http or https URL", u)
+		if err := CheckWebSeedURL(u); err != nil {
+			return nil, fmt.Errorf("create: web seed %q: %w", u, err)
 		}
 	}
 	mi := &MetaInfo{

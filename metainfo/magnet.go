@@ -177,14 +177,14 @@ func (p *magnetParser) param(pair string) error {
 			p.m.DisplayName = val
 		}
 	case "tr":
-		if err := magnetCheckURL(val, magnetTrackerSchemes...); err != nil {
+		if err := CheckTrackerURL(val); err != nil {
 			return fmt.Errorf("magnet: %s: tracker %s: %w", key, magnetQuote(val), err)
 		}
 		if p.add(&p.m.Trackers, "tr", val) && len(p.m.Trackers) > magnetMaxTrackers {
 			return fmt.Errorf("magnet: more than %d trackers", magnetMaxTrackers)
 		}
 	case "ws":
-		if err := magnetCheckURL(val, magnetWebSeedSchemes...); err != nil {
+		if err := CheckWebSeedURL(val); err != nil {
 			return fmt.Errorf("magnet: %s: web seed %s: %w", key, magnetQuote(val), err)
 		}
 		if p.add(&p.m.WebSeeds, "ws", val) && len(p.m.WebSeeds) > magnetMaxWebSeeds {
@@ -285,6 +285,14 @@ func magnetParamName(key string) string {
 	}
 	return ""
 }
+
+// CheckTrackerURL reports why s cannot be a tracker announce URL: it must
+// be an absolute http, https, udp or wss URL with a host.
+func CheckTrackerURL(s string) error { return magnetCheckURL(s, magnetTrackerSchemes...) }
+
+// CheckWebSeedURL reports why s cannot be a BEP 19 web seed: it must be an
+// absolute http or https URL with a host.
+func CheckWebSeedURL(s string) error { return magnetCheckURL(s, magnetWebSeedSchemes...) }
 
 // magnetCheckURL checks that raw is an absolute URL with a host and one of
 // the given (lower-case) schemes.

@@ -64,14 +64,14 @@ func (mi *MetaInfo) Magnet() *Magnet {
 	seen := make(map[string]bool)
 	for _, tier := range mi.Trackers() {
 		for _, tr := range tier {
-			if !seen[tr] && len(m.Trackers) < magnetMaxTrackers && magnetCheckURL(tr, magnetTrackerSchemes...) == nil {
+			if !seen[tr] && len(m.Trackers) < magnetMaxTrackers && CheckTrackerURL(tr) == nil {
 				seen[tr] = true
 				m.Trackers = append(m.Trackers, tr)
 			}
 		}
 	}
 	for _, ws := range mi.URLList {
-		if !seen[ws] && len(m.WebSeeds) < magnetMaxWebSeeds && magnetCheckURL(ws, magnetWebSeedSchemes...) == nil {
+		if !seen[ws] && len(m.WebSeeds) < magnetMaxWebSeeds && CheckWebSeedURL(ws) == nil {
 			seen[ws] = true
 			m.WebSeeds = append(m.WebSeeds, ws)
 		}
@@ -227,7 +227,7 @@ func parseURLList(raw bencode.RawMessage) []string {
 		if !ok || len(out) >= MaxTrackers {
 			continue
 		}
-		if !validWebSeedURL(s) {
+		if CheckWebSeedURL(s) != nil {
 			continue
 		}
 		out = append(out, s)
@@ -242,12 +242,6 @@ func validTrackerURL(s string) bool {
 	}
 	u, err := url.Parse(s)
 	return err == nil && u.Scheme != "" && u.Host != ""
-}
-
-// validWebSeedURL reports whether s is a usable BEP 19 web seed URL.
-func validWebSeedURL(s string) bool {
-	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
 // Encode writes mi as a .torrent file: the info dictionary exactly as

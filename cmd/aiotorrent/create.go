@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -99,8 +98,8 @@ func runCreate(ctx context.Context, e *env, args []string) error {
 			if u = strings.TrimSpace(u); u == "" {
 				continue
 			}
-			if err := checkURL(u, "udp", "http", "https", "wss"); err != nil {
-				return usagef("--tracker: %v", err)
+			if err := metainfo.CheckTrackerURL(u); err != nil {
+				return usagef("--tracker %q: %v", u, err)
 			}
 			tier = append(tier, u)
 		}
@@ -109,8 +108,8 @@ func runCreate(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	for _, u := range o.webSeeds {
-		if err := checkURL(u, "http", "https"); err != nil {
-			return usagef("--web-seed: %v", err)
+		if err := metainfo.CheckWebSeedURL(u); err != nil {
+			return usagef("--web-seed %q: %v", u, err)
 		}
 	}
 	if !o.noDate {
@@ -168,20 +167,6 @@ func runCreate(ctx context.Context, e *env, args []string) error {
 		out, formatSize(mi.Info.Length), len(mi.Info.Files), mi.Info.NumPieces(),
 		formatSize(mi.Info.PieceLength), mi.InfoHash, elapsed.Seconds())
 	return nil
-}
-
-// checkURL checks that s is an absolute URL with one of the schemes.
-func checkURL(s string, schemes ...string) error {
-	u, err := url.Parse(s)
-	if err != nil {
-		return fmt.Errorf("%q is not a URL", s)
-	}
-	for _, sc := range schemes {
-		if strings.EqualFold(u.Scheme, sc) && u.Host != "" {
-			return nil
-		}
-	}
-	return fmt.Errorf("%q: want a %s URL with a host", s, strings.Join(schemes, ", "))
 }
 
 // writeFileAtomic writes data to a temporary file beside path and renames
