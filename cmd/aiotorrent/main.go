@@ -5,6 +5,8 @@
 //
 //	aiotorrent info [--json] TORRENT|MAGNET
 //	aiotorrent create [-o OUT.torrent] [--tracker URL[,URL]]... [--piece-size SIZE] [--private] [--web-seed URL]... [--comment TEXT] PATH
+//	aiotorrent peers [--tracker URL]... [--json] TORRENT|MAGNET
+//	aiotorrent tracker [--http ADDR] [--udp ADDR] [--interval D]
 //
 // Run "aiotorrent help COMMAND" for a command's options. Exit status is 0 on
 // success, 1 when the input is bad or an operation fails, and 2 for a
@@ -36,7 +38,7 @@ type command struct {
 var commands []*command
 
 func init() {
-	commands = []*command{infoCmd, createCmd}
+	commands = []*command{infoCmd, createCmd, peersCmd, trackerCmd}
 }
 
 // env is what a command runs against, so tests can run it in-process.
@@ -149,6 +151,12 @@ func (c *command) flags() *flag.FlagSet {
 		return fs
 	case createCmd:
 		fs, _ := createFlags()
+		return fs
+	case peersCmd:
+		fs, _ := peersFlags()
+		return fs
+	case trackerCmd:
+		fs, _ := trackerFlags()
 		return fs
 	}
 	return nil
