@@ -13,6 +13,12 @@ while read -r pkg; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
 done < scripts/deps.txt
 
+# Node.js runs the npm tracker; many machines already have a newer one than
+# Debian's, so the Debian packages are only a fallback.
+if ! command -v npm >/dev/null; then
+  missing+=(nodejs npm)
+fi
+
 if ((${#missing[@]})) && command -v apt-get >/dev/null; then
   sudo=""
   if [[ $(id -u) -ne 0 ]]; then
@@ -22,8 +28,27 @@ if ((${#missing[@]})) && command -v apt-get >/dev/null; then
     echo "installing test tools: ${missing[*]}"
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # Debian's opentracker package enables a machine-wide service on port
+    # 6969 where systemd runs; the tests start their own, on other ports.
+    if command -v systemctl >/dev/null && systemctl is-enabled opentracker >/dev/null 2>&1; then
+      $sudo systemctl disable --now opentracker >/dev/null 2>&1 || true
+    fi
   else
     echo "not root and no sudo: tests needing ${missing[*]} will skip"
+  fi
+fi
+
+# The npm tracker some interop tests run (internal/swarmtest/node): install
+# it from package-lock.json when missing or older than the lock file.
+# --ignore-scripts: the package's client needs a WebRTC add-on that cannot
+# build offline; the tests use only its server.
+node_dir=internal/swarmtest/node
+if [[ ! -d "$node_dir/node_modules" || "$node_dir/package-lock.json" -nt "$node_dir/node_modules/.package-lock.json" ]]; then
+  if command -v npm >/dev/null; then
+    echo "installing $node_dir/node_modules (npm ci)"
+    (cd "$node_dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+  else
+    echo "npm not found: tests needing bittorrent-tracker ($node_dir) will skip"
   fi
 fi
 

@@ -1,0 +1,472 @@
+package swarmtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aiotorrent/aiotorrent/bencode"
+	"github.com/aiotorrent/aiotorrent/metainfo"
+)
+
+// Independent trackers for tests: real tracker programs run as separate
+// processes on 127.0.0.1, stopped when the test ends.
+
+const (
+	// trackerStartTimeout bounds how long a tracker has to start listening.
+	trackerStartTimeout = 10 * time.Second
+	// trackerStopTimeout is how long a tracker has to exit after SIGTERM
+	// before it is killed.
+	trackerStopTimeout = 5 * time.Second
+	// maxCapturedOutput bounds what is kept of a tracker's stdout and
+	// stderr for failure messages.
+	maxCapturedOutput = 64 << 10
+)
+
+// BittorrentTracker starts webtorrent's bittorrent-tracker (npm, pinned in
+// internal/swarmtest/node/package.json) on 127.0.0.1, HTTP and UDP on free
+// ports, and returns their announce URLs:
+// "http://127.0.0.1:PORT/announce" and "udp://127.0.0.1:PORT". It tells
+// clients to announce every interval, rounded up to whole seconds. It
+// tracks any info hash. The tracker stops when the test ends.
+//
+// It needs node (Debian package nodejs) and the package installed in
+// internal/swarmtest/node (scripts/test.sh runs npm ci there); without
+// them the test is skipped, or fails if [RequireEnv] is set.
+//
+// Quirks a client must tolerate (bittorrent-tracker 11.2.3, as run here):
+//   - announce replies list the asking peer itself, over HTTP and UDP;
+//   - it keys peers by IP and port, not peer id: a second peer id
+//     announcing from a known address replaces the peer there;
+//   - its UDP connection id is always the protocol magic 0x41727101980,
+//     and it does not answer packets carrying any other id;
+//   - "interval" is the one configured, and there is no "min interval";
+//     HTTP replies always carry "peers6", empty on loopback;
+//   - without compact=1 (compact=0 or none) it answers dictionary peers;
+//   - failures come as HTTP 200 with a "failure reason";
+//   - it honours the "ip" field of a UDP announce;
+//   - its HTTP scrape reply keys are the hash bytes UTF-8 encoded as if
+//     each were a character (28 bytes for a typical hash), not the raw 20.
+func BittorrentTracker(t testing.TB, interval time.Duration) (httpAnnounce, udpAnnounce string) {
+	t.Helper()
+	if interval <= 0 {
+		t.Fatalf("BittorrentTracker: interval %v: must be positive", interval)
+	}
+	node := Tool(t, "node", "nodejs")
+	dir := nodeDir(t)
+	ms := (interval + time.Millisecond - 1) / time.Millisecond
+
+	p := startTracker(t, "bittorrent-tracker", dir, node, filepath.Join(dir, "tracker.js"), strconv.FormatInt(int64(ms), 10))
+	var line string
+	timer := time.NewTimer(trackerStartTimeout)
+	defer timer.Stop()
+	select {
+	case line = <-p.stdout.line:
+	case <-p.exited:
+		p.fatalf(t, "exited before listening: %v", p.err)
+	case <-timer.C:
+		p.fatalf(t, "not listening after %v", trackerStartTimeout)
+	}
+	var ports struct {
+		HTTP int `json:"http"`
+		UDP  int `json:"udp"`
+	}
+	if err := json.Unmarshal([]byte(line), &ports); err != nil || ports.HTTP <= 0 || ports.UDP <= 0 {
+		p.fatalf(t, "bad ports line %q: %v", line, err)
+	}
+	p.setReady()
+	return fmt.Sprintf("http://127.0.0.1:%d/announce", ports.HTTP), fmt.Sprintf("udp://127.0.0.1:%d", ports.UDP)
+}
+
+// nodeDir returns the directory holding tracker.js, failing or skipping
+// (by the [RequireEnv] rule) when its npm packages are not installed or
+// are not the pinned versions.
+func nodeDir(t testing.TB) string {
+	t.Helper()
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("swarmtest: cannot find its own source directory")
+	}
+	dir := filepath.Join(filepath.Dir(file), "node")
+	if _, err := os.Stat(filepath.Join(dir, "tracker.js")); err != nil {
+		t.Fatalf("swarmtest: %v (built with -trimpath?)", err)
+	}
+	problem := ""
+	var want, have struct {
+		Version      string            `json:"version"`
+		Dependencies map[string]string `json:"dependencies"`
+	}
+	if err := readJSON(filepath.Join(dir, "package.json"), &want); err != nil {
+		t.Fatalf("swarmtest: %v", err)
+	}
+	if err := readJSON(filepath.Join(dir, "node_modules", "bittorrent-tracker", "package.json"), &have); err != nil {
+		problem = "bittorrent-tracker is not installed"
+	} else if v := want.Dependencies["bittorrent-tracker"]; have.Version != v {
+		problem = fmt.Sprintf("bittorrent-tracker %s is installed, package.json pins %s", have.Version, v)
+	}
+	if problem == "" {
+		return dir
+	}
+	fix := fmt.Sprintf("run scripts/test.sh, or npm ci --ignore-scripts in %s", dir)
+	if os.Getenv(RequireEnv) != "" {
+		t.Fatalf("%s and %s is set: %s", problem, RequireEnv, fix)
+	}
+	t.Skipf("%s: %s to run this interop test", problem, fix)
+	return ""
+}
+
+func readJSON(name string, v any) error {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
+// Opentracker starts opentracker (Debian package opentracker) on
+// 127.0.0.1, HTTP and UDP on one free port, tracking only the given info
+// hashes, and returns its announce URLs: "http://127.0.0.1:PORT/announce"
+// and "udp://127.0.0.1:PORT". It returns once an announce for hashes[0] is
+// accepted (any HTTP answer when no hashes are given). The tracker stops
+// when the test ends.
+//
+// Debian builds opentracker as a closed tracker: it refuses any info hash
+// not in its whitelist file. Run as root, it chroots to the folder given
+// with -d and switches to the -u user (nobody here) for good; that user
+// must be able to read the whitelist. It is run as
+//
+//	opentracker -i 127.0.0.1 -p PORT -P PORT -d DIR -w whitelist.txt [-u nobody]
+//
+// under a shell that kills it when this process exits, as opentracker does
+// not watch its stdin. "-u nobody" is given only when running as root.
+//
+// Quirks a client must tolerate (Debian 0.0~git20210823.110868e-3):
+//   - the interval cannot be set: it answers a random interval of
+//     1800 s give or take 180 (seen: 1622 to 1979) and a "min interval" of
+//     half that, over HTTP and UDP;
+//   - announce replies list the asking peer itself;
+//   - it answers only compact peer lists: an explicit compact=0 gets HTTP
+//     400 and an HTML page, not bencode (no compact parameter is fine);
+//   - a hash not whitelisted gets HTTP 200 with the failure reason
+//     "Requested download is not authorized for use with this tracker.";
+//   - its UDP connection id is not the magic; /stats answers 403 except to
+//     addresses blessed with -A;
+//   - it dies on SIGTERM without a clean shutdown (it holds no state).
+func Opentracker(t testing.TB, hashes ...metainfo.Hash) (httpAnnounce, udpAnnounce string) {
+	t.Helper()
+	bin := Tool(t, "opentracker", "opentracker")
+	sh := Tool(t, "sh", "dash")
+
+	// As root, opentracker chroots here and reads the whitelist as nobody:
+	// the folder must be searchable and the file readable by others.
+	dir := t.TempDir()
+	var list strings.Builder
+	for _, h := range hashes {
+		list.WriteString(h.String() + "\n")
+	}
+	whitelist := filepath.Join(dir, "whitelist.txt")
+	if err := os.WriteFile(whitelist, []byte(list.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(whitelist, 0o644); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	// The free port is found by binding and closing it, so another
+	// program may take it before opentracker binds it; then opentracker
+	// exits at once, and it is tried again on another port.
+	const attempts = 3
+	for attempt := 1; ; attempt++ {
+		port := strconv.Itoa(freePort(t))
+		args := []string{"-c", watchdogScript, "opentracker", bin,
+			"-i", "127.0.0.1", "-p", port, "-P", port, "-d", dir, "-w", "whitelist.txt"}
+		if os.Geteuid() == 0 {
+			args = append(args, "-u", "nobody")
+		}
+		p := startTracker(t, "opentracker", dir, sh, args...)
+		p.shown = strings.Join(args[3:], " ") // without the watchdog
+		base := "http://127.0.0.1:" + port
+		err := waitOpentracker(p, base, hashes)
+		if err == nil {
+			p.setReady()
+			return base + "/announce", "udp://127.0.0.1:" + port
+		}
+		if p.hasExited() && attempt < attempts {
+			t.Logf("opentracker on port %s exited at start (%v), trying another port:%s", port, p.err, p.stderr.text("stderr"))
+			p.stop(t)
+			continue
+		}
+		p.fatalf(t, "%v", err)
+	}
+}
+
+// watchdogScript runs its arguments ("$@") as a background program and
+// kills it when the shell's stdin reaches end of file, which happens when
+// the test process exits however it ends (cleanup closes the pipe, and so
+// does the kernel when the process dies), or when the shell gets SIGTERM.
+// The shell exits with the program's status once it ends.
+const watchdogScript = `
+exec 3<&0 </dev/null
+"$@" 3<&- &
+prog=$!
+(cat <&3; kill "$prog") >/dev/null 2>&1 &
+watcher=$!
+exec 3<&-
+trap 'kill "$prog" 2>/dev/null' TERM INT
+while :; do
+	wait "$prog"
+	status=$?
+	kill -0 "$prog" 2>/dev/null || break
+done
+kill "$watcher" 2>/dev/null
+exit "$status"
+`
+
+// waitOpentracker polls opentracker at base until it serves, or it exits,
+// or trackerStartTimeout passes. With hashes, serving means accepting a
+// "stopped" announce for hashes[0] (opentracker loads its whitelist in a
+// thread of its own, so it may answer before the list is loaded); a
+// stopped announce from a peer it does not know adds nothing to the swarm.
+func waitOpentracker(p *trackerProcess, base string, hashes []metainfo.Hash) error {
+	probe := base + "/scrape"
+	if len(hashes) > 0 {
+		probe = base + "/announce?info_hash=" + url.QueryEscape(string(hashes[0][:])) +
+			"&peer_id=-SW0000-startprobe00&port=1&uploaded=0&downloaded=0&left=0&compact=1&numwant=0&event=stopped"
+	}
+	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	defer client.CloseIdleConnections()
+	deadline := time.Now().Add(trackerStartTimeout)
+	last := errors.New("no answer yet")
+	for {
+		if p.hasExited() {
+			return fmt.Errorf("exited before serving: %v (last probe: %v)", p.err, last)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not serving after %v: %v", trackerStartTimeout, last)
+		}
+		last = probeOpentracker(client, probe, len(hashes) > 0)
+		if last == nil {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func probeOpentracker(client *http.Client, probe string, announce bool) error {
+	resp, err := client.Get(probe)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return err
+	}
+	if !announce {
+		return nil // any answer: it serves
+	}
+	var r struct {
+		FailureReason string `bencode:"failure reason"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s: %q", probe, resp.Status, body)
+	}
+	if err := bencode.Unmarshal(body, &r); err != nil {
+		return fmt.Errorf("GET %s: %w: %q", probe, err, body)
+	}
+	if r.FailureReason != "" {
+		return fmt.Errorf("GET %s: failure reason %q", probe, r.FailureReason)
+	}
+	return nil
+}
+
+// freePort returns a port free for both TCP and UDP on 127.0.0.1 a moment
+// ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	for range 20 {
+		l, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		l.Close()
+		if err == nil {
+			u.Close()
+			return port
+		}
+	}
+	t.Fatal("no port free for both TCP and UDP on 127.0.0.1")
+	return 0
+}
+
+// trackerProcess is a tracker program started for a test.
+type trackerProcess struct {
+	name   string
+	cmd    *exec.Cmd
+	stdin  io.Closer // kept open while it runs: trackers exit when it closes
+	cancel context.CancelFunc
+	stdout *capture
+	stderr *capture
+	shown  string // the command line for messages
+
+	exited chan struct{} // closed when cmd.Wait returns
+	err    error         // from cmd.Wait; read only after exited is closed
+
+	mu    sync.Mutex
+	ready bool // guarded by mu; set once started, so later exits are errors
+	once  sync.Once
+}
+
+// startTracker starts the program path with args in dir, its stdin an
+// open pipe, and registers a cleanup that stops it.
+func startTracker(t testing.TB, name, dir, path string, args ...string) *trackerProcess {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Dir = dir
+	// When ctx is cancelled: SIGTERM, then SIGKILL after trackerStopTimeout.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = trackerStopTimeout
+	p := &trackerProcess{
+		name:   name,
+		cmd:    cmd,
+		cancel: cancel,
+		stdout: newCapture(),
+		stderr: newCapture(),
+		exited: make(chan struct{}),
+		shown:  strings.Join(cmd.Args, " "),
+	}
+	cmd.Stdout = p.stdout
+	cmd.Stderr = p.stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		cancel()
+		t.Fatalf("%s: %v", name, err)
+	}
+	p.stdin = stdin
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("%s: %v", name, err)
+	}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() { p.stop(t) })
+	return p
+}
+
+func (p *trackerProcess) setReady() {
+	p.mu.Lock()
+	p.ready = true
+	p.mu.Unlock()
+}
+
+func (p *trackerProcess) hasExited() bool {
+	select {
+	case <-p.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop closes the tracker's stdin and sends it SIGTERM, then waits for
+// it, killing it after trackerStopTimeout. A tracker that had started and
+// exited before it was stopped fails the test.
+func (p *trackerProcess) stop(t testing.TB) {
+	p.once.Do(func() {
+		early := p.hasExited()
+		p.stdin.Close()
+		p.cancel()
+		<-p.exited
+		p.mu.Lock()
+		ready := p.ready
+		p.mu.Unlock()
+		switch {
+		case ready && early:
+			t.Errorf("%s exited during the test: %v%s", p.name, p.err, p.stderr.text("stderr"))
+		case ready && t.Failed():
+			if s := p.stderr.text("stderr"); s != "" {
+				t.Logf("%s:%s", p.name, s)
+			}
+		}
+	})
+}
+
+// fatalf stops the tracker and fails the test with its output.
+func (p *trackerProcess) fatalf(t testing.TB, format string, args ...any) {
+	t.Helper()
+	p.stop(t)
+	t.Fatalf("%s (%s): %s%s%s", p.name, p.shown, fmt.Sprintf(format, args...),
+		p.stdout.text("stdout"), p.stderr.text("stderr"))
+}
+
+// capture keeps the first maxCapturedOutput bytes written to it and hands
+// the first complete line to line.
+type capture struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer // guarded by mu
+	cut  bool         // guarded by mu: output beyond the limit was dropped
+	sent bool         // guarded by mu: the first line was sent
+	line chan string  // buffered: receives the first line, once
+}
+
+func newCapture() *capture { return &capture{line: make(chan string, 1)} }
+
+func (c *capture) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := len(b)
+	if room := maxCapturedOutput - c.buf.Len(); n > room {
+		b = b[:max(room, 0)]
+		c.cut = true
+	}
+	c.buf.Write(b)
+	if !c.sent {
+		if line, _, ok := bytes.Cut(c.buf.Bytes(), []byte("\n")); ok {
+			c.sent = true
+			c.line <- string(line)
+		}
+	}
+	return n, nil
+}
+
+// text returns what was captured, as "\nLABEL:\n..." ready to append to
+// a message, or "" if nothing was.
+func (c *capture) text(label string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.buf.Len() == 0 {
+		return ""
+	}
+	s := "\n" + label + ":\n" + strings.TrimRight(c.buf.String(), "\n")
+	if c.cut {
+		s += "\n[output cut]"
+	}
+	return s
+}
