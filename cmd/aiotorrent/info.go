@@ -72,10 +72,7 @@ func runInfo(ctx context.Context, e *env, args []string) error {
 	}
 	out := describe(t)
 	if o.json {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		enc.SetEscapeHTML(false)
-		return enc.Encode(out)
+		return writeJSON(e, out)
 	}
 	printInfo(e, out)
 	return nil
@@ -172,6 +169,14 @@ func printInfo(e *env, in *infoJSON) {
 		}
 		w.Flush()
 	}
+}
+
+// writeJSON prints v as indented JSON, with URLs' & and < left as they are.
+func writeJSON(e *env, v any) error {
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
 }
 
 // sanitize replaces control characters, so a torrent's strings cannot

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -115,10 +114,7 @@ func runPeers(ctx context.Context, e *env, args []string) error {
 	}
 
 	if o.json {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		enc.SetEscapeHTML(false)
-		return enc.Encode(struct {
+		return writeJSON(e, struct {
 			InfoHash string           `json:"info_hash"`
 			Trackers []*trackerAnswer `json:"trackers"`
 		}{t.InfoHash().String(), answers})
