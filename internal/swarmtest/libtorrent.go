@@ -1,0 +1,210 @@
+package swarmtest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// systemPython is the interpreter Debian's python3-libtorrent is built
+// for; another python3 on PATH (pyenv, a venv) usually lacks the module.
+const systemPython = "/usr/bin/python3"
+
+// LT is a libtorrent (rasterbar, through its Python binding) peer seeding
+// or downloading one torrent, made by [Libtorrent]. It runs
+// libtorrent_client.py, which reports the torrent's status every half
+// second.
+type LT struct {
+	proc   *clientProc
+	name   string
+	output *outputTail // the process's stderr, and stdout lines that are not status
+
+	mu      sync.Mutex
+	status  LTStatus      // guarded by mu: the latest status line
+	seen    bool          // guarded by mu: a status line has come
+	changed chan struct{} // guarded by mu: closed and replaced on each line
+}
+
+// LTStatus is one status report of an [LT] peer.
+type LTStatus struct {
+	// State is libtorrent's torrent state: "checking_resume_data",
+	// "checking_files", "downloading", "finished", "seeding", ...
+	State       string  `json:"state"`
+	Progress    float64 `json:"progress"`  // 0 to 1
+	NumPeers    int     `json:"num_peers"` // peers connected
+	NumSeeds    int     `json:"num_seeds"` // of which seeds
+	TotalDone   int64   `json:"total_done"`
+	TotalWanted int64   `json:"total_wanted"`
+	Downloaded  int64   `json:"download"` // payload bytes received
+	Uploaded    int64   `json:"upload"`   // payload bytes sent
+	Port        int     `json:"port"`     // the TCP port it listens on
+	Error       string  `json:"error"`    // the torrent's error, if any
+}
+
+// Complete reports whether all wanted data is present and verified.
+func (s LTStatus) Complete() bool { return s.TotalWanted > 0 && s.TotalDone >= s.TotalWanted }
+
+// Libtorrent starts a libtorrent peer for the torrent at torrentPath with
+// its data in saveDir (the folder that holds, or will hold, the torrent's
+// file or folder). It listens on a port of 127.0.0.1 chosen by the
+// system, with DHT, local peer discovery, UPnP, NAT-PMP and peer exchange
+// off and multiple connections per IP allowed (every peer here is
+// 127.0.0.1); it announces to all the torrent's trackers, HTTP and UDP.
+// It connects out over TCP only (libtorrent would try uTP first, and wait
+// 2.5 s for it to time out with a peer that has none) but accepts uTP.
+//
+// With seed, it checks the data and Libtorrent returns once it seeds; the
+// test fails if the data is not complete. Otherwise it returns once the
+// peer runs, and it downloads, then seeds, until the test ends or [LT.Stop].
+//
+// It needs /usr/bin/python3 with the libtorrent module (Debian package
+// python3-libtorrent): without it the test is skipped, or fails if
+// [RequireEnv] is set.
+func Libtorrent(t testing.TB, torrentPath, saveDir string, seed bool) *LT {
+	t.Helper()
+	python := RequireLibtorrent(t)
+	script := libtorrentScript(t)
+	torrentPath, err := filepath.Abs(torrentPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	saveDir, err = filepath.Abs(saveDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "libtorrent leecher"
+	args := []string{script, "--torrent", torrentPath, "--save-path", saveDir}
+	if seed {
+		name = "libtorrent seeder"
+		args = append(args, "--seed")
+	}
+	l := &LT{name: name, output: &outputTail{}, changed: make(chan struct{})}
+	l.proc = startClientProc(t, name, clientCommand{
+		path: python, args: args, dir: t.TempDir(),
+		stdin: true, stdout: &lineWriter{fn: l.line}, output: l.output,
+		// Unbuffered, so a crash loses no output.
+		env: []string{"PYTHONUNBUFFERED=1"},
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), clientStartTimeout)
+	defer cancel()
+	ready := func(s LTStatus) bool { return s.Port > 0 }
+	if seed {
+		ready = func(s LTStatus) bool { return s.Port > 0 && s.State == "seeding" && s.Complete() }
+	}
+	if err := l.WaitFor(ctx, ready); err != nil {
+		t.Fatalf("%v", err)
+	}
+	return l
+}
+
+// RequireLibtorrent returns the path of the python3 that [Libtorrent]
+// runs, after checking that it can import libtorrent (Debian package
+// python3-libtorrent). When it cannot, the test is skipped, or fails if
+// [RequireEnv] is set, as with [Tool]. Call it first in a test to skip
+// before starting anything.
+func RequireLibtorrent(t testing.TB) string {
+	t.Helper()
+	python := Tool(t, systemPython, "python3")
+	out, err := exec.Command(python, "-c", "import libtorrent").CombinedOutput()
+	if err == nil {
+		return python
+	}
+	msg := fmt.Sprintf("%s cannot import libtorrent (%v: %s)", python, err, strings.TrimSpace(string(out)))
+	if os.Getenv(RequireEnv) != "" {
+		t.Fatalf("%s and %s is set: install Debian package python3-libtorrent (scripts/test.sh does)", msg, RequireEnv)
+	}
+	t.Skipf("%s: install Debian package python3-libtorrent (scripts/test.sh does) to run this interop test", msg)
+	return ""
+}
+
+// libtorrentScript returns the path of libtorrent_client.py, next to this
+// source file.
+func libtorrentScript(t testing.TB) string {
+	t.Helper()
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("swarmtest: cannot find its own source directory")
+	}
+	script := filepath.Join(filepath.Dir(file), "libtorrent_client.py")
+	if _, err := os.Stat(script); err != nil {
+		t.Fatalf("swarmtest: %v (built with -trimpath?)", err)
+	}
+	return script
+}
+
+// line takes one line of the script's stdout: a status, or anything else,
+// which is kept with the output.
+func (l *LT) line(s string) {
+	var st LTStatus
+	if err := json.Unmarshal([]byte(s), &st); err != nil {
+		l.output.Write([]byte(s + "\n"))
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.status, l.seen = st, true
+	close(l.changed)
+	l.changed = make(chan struct{})
+}
+
+// Port returns the TCP port the peer listens on, on 127.0.0.1.
+func (l *LT) Port() int { return l.Status().Port }
+
+func (l *LT) seenStatus() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.seen
+}
+
+// Status returns the latest status the peer reported.
+func (l *LT) Status() LTStatus {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.status
+}
+
+// WaitFor waits until a status the peer reports satisfies cond. It returns
+// an error, with the peer's last status and output, if the peer exits or
+// ctx is done first.
+func (l *LT) WaitFor(ctx context.Context, cond func(LTStatus) bool) error {
+	for {
+		l.mu.Lock()
+		st, seen, changed := l.status, l.seen, l.changed
+		l.mu.Unlock()
+		if seen && cond(st) {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-l.proc.exited:
+			// Every line has been read by then: the status is the last.
+			if st := l.Status(); l.seenStatus() && cond(st) {
+				return nil
+			}
+			return fmt.Errorf("%v; last status %+v\n%s", l.proc.exitError(), l.Status(), l.proc.failureLogs())
+		case <-ctx.Done():
+			return fmt.Errorf("%s: waiting: %w; last status %+v\n%s", l.name, ctx.Err(), l.Status(), l.proc.failureLogs())
+		}
+	}
+}
+
+// WaitComplete waits until the peer has all the data, verified.
+func (l *LT) WaitComplete(ctx context.Context) error {
+	return l.WaitFor(ctx, LTStatus.Complete)
+}
+
+// Stop stops the peer (it sends its "stopped" announces) and waits for it
+// to exit, killing it if it takes more than a few seconds. The test's
+// cleanup does the same; Stop is for tests that need the peer gone sooner.
+func (l *LT) Stop() { l.proc.stop() }
+
+// Logs returns the end of the peer's output: libtorrent's alerts.
+func (l *LT) Logs() string { return l.proc.logs() }
