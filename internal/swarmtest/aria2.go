@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -79,7 +78,7 @@ func startAria2(t testing.TB, name, torrentPath, dir string, extra ...string) *A
 	}
 	home := t.TempDir()
 	logFile := filepath.Join(home, "aria2.log")
-	port := clientPort(t)
+	port := freePort(t)
 	args := []string{
 		"--no-conf=true", // ignore ~/.aria2/aria2.conf
 		// Loopback only, and no peer source but the trackers.
@@ -415,25 +414,4 @@ func (w *lineWriter) Write(b []byte) (int, error) {
 		b = b[i+1:]
 	}
 	return n, nil
-}
-
-// clientPort returns a port that was free for both TCP and UDP on
-// 127.0.0.1 a moment ago (clients use the same port for TCP and uTP).
-func clientPort(t testing.TB) int {
-	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port
-		}
-	}
-	t.Fatal("no port free for both TCP and UDP on 127.0.0.1")
-	return 0
 }

@@ -141,9 +141,9 @@ func Qbittorrent(t testing.TB) *Qbit {
 	t.Helper()
 	bin := Tool(t, "qbittorrent-nox", "qbittorrent-nox")
 	profile := t.TempDir()
-	port, webPort := clientPort(t), clientPort(t)
+	port, webPort := freePort(t), freePort(t)
 	for webPort == port {
-		webPort = clientPort(t)
+		webPort = freePort(t)
 	}
 	confDir := filepath.Join(profile, "qBittorrent", "config")
 	if err := os.MkdirAll(confDir, 0o755); err != nil {
