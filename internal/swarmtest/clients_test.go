@@ -66,7 +66,7 @@ func TestClientsStayOnLoopback(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	for _, p := range []*clientProc{seeder.proc, lt.proc, qb.proc} {
+	for _, p := range []*process{seeder.proc, lt.proc, qb.proc} {
 		socks, err := processSockets(p.cmd.Process.Pid)
 		if err != nil {
 			t.Fatalf("%s: %v", p.name, err)

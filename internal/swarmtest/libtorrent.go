@@ -22,7 +22,7 @@ const systemPython = "/usr/bin/python3"
 // libtorrent_client.py, which reports the torrent's status every half
 // second.
 type LT struct {
-	proc   *clientProc
+	proc   *process
 	name   string
 	output *outputTail // the process's stderr, and stdout lines that are not status
 
@@ -86,7 +86,7 @@ func Libtorrent(t testing.TB, torrentPath, saveDir string, seed bool) *LT {
 		args = append(args, "--seed")
 	}
 	l := &LT{name: name, output: &outputTail{}, changed: make(chan struct{})}
-	l.proc = startClientProc(t, name, clientCommand{
+	l.proc = startProcess(t, name, processCommand{
 		path: python, args: args, dir: t.TempDir(),
 		stdin: true, stdout: &lineWriter{fn: l.line}, output: l.output,
 		// Unbuffered, so a crash loses no output.

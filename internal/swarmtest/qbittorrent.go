@@ -26,7 +26,7 @@ import (
 // called from the test's goroutine.
 type Qbit struct {
 	t      testing.TB
-	proc   *clientProc
+	proc   *process
 	port   int    // for peers over TCP; UDP trackers answer to it too
 	api    string // "http://127.0.0.1:PORT/api/v2/"
 	client *http.Client
@@ -160,7 +160,7 @@ func Qbittorrent(t testing.TB) *Qbit {
 		api:    fmt.Sprintf("http://127.0.0.1:%d/api/v2/", webPort),
 		client: &http.Client{Timeout: 5 * time.Second},
 	}
-	q.proc = startClientProc(t, "qbittorrent-nox", clientCommand{
+	q.proc = startProcess(t, "qbittorrent-nox", processCommand{
 		path: bin,
 		args: []string{"--profile=" + profile, "--webui-port=" + strconv.Itoa(webPort)},
 		dir:  profile,

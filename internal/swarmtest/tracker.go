@@ -1,8 +1,6 @@
 package swarmtest
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,13 +9,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,18 +21,11 @@ import (
 )
 
 // Independent trackers for tests: real tracker programs run as separate
-// processes on 127.0.0.1, stopped when the test ends.
+// processes on 127.0.0.1, stopped when the test ends (process.go). One
+// that exits on its own once it has started fails the test.
 
-const (
-	// trackerStartTimeout bounds how long a tracker has to start listening.
-	trackerStartTimeout = 10 * time.Second
-	// trackerStopTimeout is how long a tracker has to exit after SIGTERM
-	// before it is killed.
-	trackerStopTimeout = 5 * time.Second
-	// maxCapturedOutput bounds what is kept of a tracker's stdout and
-	// stderr for failure messages.
-	maxCapturedOutput = 64 << 10
-)
+// trackerStartTimeout bounds how long a tracker has to start listening.
+const trackerStartTimeout = 10 * time.Second
 
 // BittorrentTracker starts webtorrent's bittorrent-tracker (npm, pinned in
 // internal/swarmtest/node/package.json) on 127.0.0.1, HTTP and UDP on free
@@ -72,12 +60,24 @@ func BittorrentTracker(t testing.TB, interval time.Duration) (httpAnnounce, udpA
 	dir := nodeDir(t)
 	ms := (interval + time.Millisecond - 1) / time.Millisecond
 
-	p := startTracker(t, "bittorrent-tracker", dir, node, filepath.Join(dir, "tracker.js"), strconv.FormatInt(int64(ms), 10))
+	// tracker.js writes its ports as its first line on stdout.
+	output := &outputTail{}
+	firstLine := make(chan string, 1)
+	stdout := io.MultiWriter(output, &lineWriter{fn: func(line string) {
+		select {
+		case firstLine <- line:
+		default: // not the first
+		}
+	}})
+	p := startTracker(t, "bittorrent-tracker", processCommand{
+		path: node, args: []string{filepath.Join(dir, "tracker.js"), strconv.FormatInt(int64(ms), 10)},
+		dir: dir, stdout: stdout, output: output,
+	})
 	var line string
 	timer := time.NewTimer(trackerStartTimeout)
 	defer timer.Stop()
 	select {
-	case line = <-p.stdout.line:
+	case line = <-firstLine:
 	case <-p.exited:
 		p.fatalf(t, "exited before listening: %v", p.err)
 	case <-timer.C:
@@ -205,8 +205,10 @@ func Opentracker(t testing.TB, hashes ...metainfo.Hash) (httpAnnounce, udpAnnoun
 		if os.Geteuid() == 0 {
 			args = append(args, "-u", "nobody")
 		}
-		p := startTracker(t, "opentracker", dir, sh, args...)
-		p.shown = strings.Join(args[3:], " ") // without the watchdog
+		p := startTracker(t, "opentracker", processCommand{
+			path: sh, args: args, dir: dir,
+			shown: strings.Join(args[3:], " "), // without the watchdog
+		})
 		base := "http://127.0.0.1:" + port
 		err := waitOpentracker(p, base, hashes)
 		if err == nil {
@@ -214,8 +216,8 @@ func Opentracker(t testing.TB, hashes ...metainfo.Hash) (httpAnnounce, udpAnnoun
 			return base + "/announce", "udp://127.0.0.1:" + port
 		}
 		if p.hasExited() && attempt < attempts {
-			t.Logf("opentracker on port %s exited at start (%v), trying another port:%s", port, p.err, p.stderr.text("stderr"))
-			p.stop(t)
+			p.stop()
+			t.Logf("opentracker on port %s exited at start (%v), trying another port:\n%s", port, p.err, p.failureLogs())
 			continue
 		}
 		p.fatalf(t, "%v", err)
@@ -249,7 +251,7 @@ exit "$status"
 // "stopped" announce for hashes[0] (opentracker loads its whitelist in a
 // thread of its own, so it may answer before the list is loaded); a
 // stopped announce from a peer it does not know adds nothing to the swarm.
-func waitOpentracker(p *trackerProcess, base string, hashes []metainfo.Hash) error {
+func waitOpentracker(p *process, base string, hashes []metainfo.Hash) error {
 	probe := base + "/scrape"
 	if len(hashes) > 0 {
 		probe = base + "/announce?info_hash=" + url.QueryEscape(string(hashes[0][:])) +
@@ -323,150 +325,12 @@ func freePort(t testing.TB) int {
 	return 0
 }
 
-// trackerProcess is a tracker program started for a test.
-type trackerProcess struct {
-	name   string
-	cmd    *exec.Cmd
-	stdin  io.Closer // kept open while it runs: trackers exit when it closes
-	cancel context.CancelFunc
-	stdout *capture
-	stderr *capture
-	shown  string // the command line for messages
-
-	exited chan struct{} // closed when cmd.Wait returns
-	err    error         // from cmd.Wait; read only after exited is closed
-
-	mu    sync.Mutex
-	ready bool // guarded by mu; set once started, so later exits are errors
-	once  sync.Once
-}
-
-// startTracker starts the program path with args in dir, its stdin an
-// open pipe, and registers a cleanup that stops it.
-func startTracker(t testing.TB, name, dir, path string, args ...string) *trackerProcess {
+// startTracker starts the tracker program c with its stdin an open pipe
+// (closing it stops the tracker: tracker.js and the opentracker watchdog
+// exit when it does), as a [process] stopped when the test ends. Once the
+// caller marks it ready, an exit before then fails the test.
+func startTracker(t testing.TB, name string, c processCommand) *process {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, path, args...)
-	cmd.Dir = dir
-	// When ctx is cancelled: SIGTERM, then SIGKILL after trackerStopTimeout.
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = trackerStopTimeout
-	p := &trackerProcess{
-		name:   name,
-		cmd:    cmd,
-		cancel: cancel,
-		stdout: newCapture(),
-		stderr: newCapture(),
-		exited: make(chan struct{}),
-		shown:  strings.Join(cmd.Args, " "),
-	}
-	cmd.Stdout = p.stdout
-	cmd.Stderr = p.stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		cancel()
-		t.Fatalf("%s: %v", name, err)
-	}
-	p.stdin = stdin
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("%s: %v", name, err)
-	}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() { p.stop(t) })
-	return p
-}
-
-func (p *trackerProcess) setReady() {
-	p.mu.Lock()
-	p.ready = true
-	p.mu.Unlock()
-}
-
-func (p *trackerProcess) hasExited() bool {
-	select {
-	case <-p.exited:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop closes the tracker's stdin and sends it SIGTERM, then waits for
-// it, killing it after trackerStopTimeout. A tracker that had started and
-// exited before it was stopped fails the test.
-func (p *trackerProcess) stop(t testing.TB) {
-	p.once.Do(func() {
-		early := p.hasExited()
-		p.stdin.Close()
-		p.cancel()
-		<-p.exited
-		p.mu.Lock()
-		ready := p.ready
-		p.mu.Unlock()
-		switch {
-		case ready && early:
-			t.Errorf("%s exited during the test: %v%s", p.name, p.err, p.stderr.text("stderr"))
-		case ready && t.Failed():
-			if s := p.stderr.text("stderr"); s != "" {
-				t.Logf("%s:%s", p.name, s)
-			}
-		}
-	})
-}
-
-// fatalf stops the tracker and fails the test with its output.
-func (p *trackerProcess) fatalf(t testing.TB, format string, args ...any) {
-	t.Helper()
-	p.stop(t)
-	t.Fatalf("%s (%s): %s%s%s", p.name, p.shown, fmt.Sprintf(format, args...),
-		p.stdout.text("stdout"), p.stderr.text("stderr"))
-}
-
-// capture keeps the first maxCapturedOutput bytes written to it and hands
-// the first complete line to line.
-type capture struct {
-	mu   sync.Mutex
-	buf  bytes.Buffer // guarded by mu
-	cut  bool         // guarded by mu: output beyond the limit was dropped
-	sent bool         // guarded by mu: the first line was sent
-	line chan string  // buffered: receives the first line, once
-}
-
-func newCapture() *capture { return &capture{line: make(chan string, 1)} }
-
-func (c *capture) Write(b []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := len(b)
-	if room := maxCapturedOutput - c.buf.Len(); n > room {
-		b = b[:max(room, 0)]
-		c.cut = true
-	}
-	c.buf.Write(b)
-	if !c.sent {
-		if line, _, ok := bytes.Cut(c.buf.Bytes(), []byte("\n")); ok {
-			c.sent = true
-			c.line <- string(line)
-		}
-	}
-	return n, nil
-}
-
-// text returns what was captured, as "\nLABEL:\n..." ready to append to
-// a message, or "" if nothing was.
-func (c *capture) text(label string) string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.buf.Len() == 0 {
-		return ""
-	}
-	s := "\n" + label + ":\n" + strings.TrimRight(c.buf.String(), "\n")
-	if c.cut {
-		s += "\n[output cut]"
-	}
-	return s
+	c.stdin = true
+	return startProcess(t, name, c)
 }
