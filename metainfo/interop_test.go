@@ -456,18 +456,7 @@ func TestInteropCreateReadByTransmission(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			root := tc.shape.write(t, dir)
-			mi, err := metainfo.Create(t.Context(), root, tc.opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, err := mi.Marshal()
-			if err != nil {
-				t.Fatal(err)
-			}
-			path := filepath.Join(dir, "out.torrent")
-			if err := os.WriteFile(path, b, 0o644); err != nil {
-				t.Fatal(err)
-			}
+			mi, path := createTorrentFile(t, root, tc.opts, filepath.Join(dir, "out.torrent"))
 			wantPL := tc.opts.PieceLength
 			if wantPL == 0 {
 				wantPL = metainfo.DefaultPieceLength(tc.shape.total())
@@ -955,18 +944,7 @@ func TestInteropLibtorrent(t *testing.T) {
 		for _, tc := range cases {
 			dir := t.TempDir()
 			root := tc.shape.write(t, dir)
-			mi, err := metainfo.Create(t.Context(), root, tc.opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, err := mi.Marshal()
-			if err != nil {
-				t.Fatal(err)
-			}
-			out := filepath.Join(dir, "ours.torrent")
-			if err := os.WriteFile(out, b, 0o644); err != nil {
-				t.Fatal(err)
-			}
+			mi, out := createTorrentFile(t, root, tc.opts, filepath.Join(dir, "ours.torrent"))
 			li := ltDescribe(t, out)
 			checkLibtorrent(t, li, mi)
 			if li.Best != li.V1 {
@@ -1084,4 +1062,22 @@ func TestInteropLibtorrentFixtures(t *testing.T) {
 	if li := ltDescribe(t, filepath.Join(dir, filepath.Base(fixtureHybrid))); li.V1 != fixtureHybridHash && !regen {
 		t.Errorf("libtorrent v1 info hash of the hybrid fixture %s, want %s", li.V1, fixtureHybridHash)
 	}
+}
+
+// createTorrentFile makes a torrent of root with metainfo.Create and
+// writes it to path.
+func createTorrentFile(t *testing.T, root string, opts metainfo.CreateOptions, path string) (*metainfo.MetaInfo, string) {
+	t.Helper()
+	mi, err := metainfo.Create(t.Context(), root, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := mi.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return mi, path
 }

@@ -362,12 +362,7 @@ func TestHTTPAnnounceReplies(t *testing.T) {
 	rs := newReplyServer(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var body []byte
-			if s, ok := tt.body.(string); ok {
-				body = []byte(s)
-			} else {
-				body = benc(t, tt.body)
-			}
+			body := replyBody(t, tt.body)
 			rs.set(200, body)
 			c := newHTTPTestClient(t, rs.URL+"/announce", Options{MaxPeers: tt.maxPeers})
 			got, err := c.Announce(t.Context(), &AnnounceRequest{NumWant: -1})
@@ -722,12 +717,7 @@ func TestHTTPScrape(t *testing.T) {
 	rs := newReplyServer(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var body []byte
-			if s, ok := tt.body.(string); ok {
-				body = []byte(s)
-			} else {
-				body = benc(t, tt.body)
-			}
+			body := replyBody(t, tt.body)
 			rs.set(200, body)
 			c := newHTTPTestClient(t, rs.URL+"/x/announce.php?passkey=1", Options{})
 			got, err := c.Scrape(t.Context(), tt.hashes)
@@ -934,4 +924,13 @@ func TestHTTPConcurrent(t *testing.T) {
 		})
 	}
 	n.Wait()
+}
+
+// replyBody returns a test reply: a string as it is, anything else bencoded.
+func replyBody(t *testing.T, v any) []byte {
+	t.Helper()
+	if s, ok := v.(string); ok {
+		return []byte(s)
+	}
+	return benc(t, v)
 }
