@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -252,13 +251,31 @@ exit "$status"
 // thread of its own, so it may answer before the list is loaded); a
 // stopped announce from a peer it does not know adds nothing to the swarm.
 func waitOpentracker(p *process, base string, hashes []metainfo.Hash) error {
+	// opentracker loads its whitelist in a thread of its own, after it
+	// starts serving, and it answers a "stopped" announce without looking
+	// at the whitelist: so the probe is a "started" announce, whose peer
+	// is removed again once the hash is accepted.
 	probe := base + "/scrape"
 	if len(hashes) > 0 {
-		probe = base + "/announce?info_hash=" + url.QueryEscape(string(hashes[0][:])) +
-			"&peer_id=-SW0000-startprobe00&port=1&uploaded=0&downloaded=0&left=0&compact=1&numwant=0&event=stopped"
+		// Every byte percent-encoded: opentracker takes "+" literally.
+		var hash strings.Builder
+		for _, c := range hashes[0] {
+			fmt.Fprintf(&hash, "%%%02X", c)
+		}
+		probe = base + "/announce?info_hash=" + hash.String() +
+			"&peer_id=-SW0000-startprobe00&port=1&uploaded=0&downloaded=0&left=0&compact=1&numwant=0&event="
 	}
 	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	defer client.CloseIdleConnections()
+	if len(hashes) > 0 {
+		stopped := probe + "stopped"
+		defer func() {
+			if resp, err := client.Get(stopped); err == nil {
+				resp.Body.Close()
+			}
+		}()
+		probe += "started"
+	}
 	deadline := time.Now().Add(trackerStartTimeout)
 	last := errors.New("no answer yet")
 	for {
