@@ -12,7 +12,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
+	"sync"
 
 	"github.com/aiotorrent/aiotorrent/metainfo"
 )
@@ -28,6 +30,13 @@ type Torrent struct {
 	infoHash metainfo.Hash
 	mi       *metainfo.MetaInfo // nil until the metadata is known
 	magnet   *metainfo.Magnet   // set when opened from a magnet link
+
+	mu         sync.Mutex
+	client     *Client          // guarded by mu; nil until added to a client
+	eng        *engine          // guarded by mu; nil unless running
+	dir        string           // guarded by mu; the download folder once running
+	closed     bool             // guarded by mu
+	extraPeers []netip.AddrPort // guarded by mu; from AddPeers
 }
 
 // File is one file of a torrent, as offered to the user. BEP 47 padding

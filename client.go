@@ -1,0 +1,352 @@
+package aiotorrent
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/aiotorrent/aiotorrent/metainfo"
+	"github.com/aiotorrent/aiotorrent/peer"
+	"github.com/aiotorrent/aiotorrent/tracker"
+)
+
+// Config configures a Client. The zero value is usable: every field has a
+// documented default.
+type Config struct {
+	// ListenAddr is where the client accepts peer connections
+	// ("host:port"). Empty means ":6881", or a free port if 6881 is taken.
+	// "-" means do not listen at all (outgoing connections only).
+	ListenAddr string
+	// PeerID is the client's peer id; zero means a random one starting
+	// "-AT0001-".
+	PeerID [20]byte
+	// DataDir is the folder torrents are downloaded into unless a download
+	// says otherwise. Empty means the current folder.
+	DataDir string
+	// MaxConns bounds the peer connections of the whole client (default
+	// 200); MaxConnsPerTorrent those of each torrent (default 50).
+	MaxConns           int
+	MaxConnsPerTorrent int
+	// UploadSlots is how many interested peers each torrent unchokes at
+	// once (default 8).
+	UploadSlots int
+	// NoTrackers disables announcing to trackers (peers then come only from
+	// Torrent.AddPeers and incoming connections).
+	NoTrackers bool
+	// TrackerOptions configure the tracker clients.
+	TrackerOptions tracker.Options
+	// DialTimeout bounds connecting to a peer and its handshake (default
+	// 10 s). RequestTimeout is how long a peer may sit on our requests
+	// without sending a block before it counts as snubbing us (default
+	// 30 s). IdleTimeout drops a peer that sends nothing at all, not even
+	// a keep-alive (default 3 min).
+	DialTimeout    time.Duration
+	RequestTimeout time.Duration
+	IdleTimeout    time.Duration
+	// Logger receives the client's logs; nil means none.
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxConns <= 0 {
+		c.MaxConns = 200
+	}
+	if c.MaxConnsPerTorrent <= 0 {
+		c.MaxConnsPerTorrent = 50
+	}
+	if c.UploadSlots <= 0 {
+		c.UploadSlots = 8
+	}
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = 10 * time.Second
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = 30 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 3 * time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.PeerID == ([20]byte{}) {
+		c.PeerID = NewPeerID()
+	}
+}
+
+// NewPeerID returns a random peer id in the Azureus style, "-AT0001-"
+// followed by 12 random bytes.
+func NewPeerID() [20]byte {
+	var id [20]byte
+	copy(id[:], "-AT0001-")
+	rand.Read(id[8:])
+	return id
+}
+
+// ErrClosed is returned by operations on a closed Client or Torrent.
+var ErrClosed = errors.New("closed")
+
+// Client is a BitTorrent session: it owns the listening port, the peer id,
+// the connection limits and any number of torrents. A Client is safe for
+// concurrent use.
+type Client struct {
+	cfg    Config
+	ln     net.Listener
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	conns  chan struct{} // a token per open peer connection: the global limit
+
+	mu       sync.Mutex
+	torrents map[metainfo.Hash]*Torrent // guarded by mu
+	closed   bool                       // guarded by mu
+	banned   map[netip.Addr]int         // guarded by mu; bans per address
+}
+
+// NewClient starts a Client: it listens for peers unless told not to.
+func NewClient(cfg Config) (*Client, error) {
+	cfg.setDefaults()
+	c := &Client{
+		cfg:      cfg,
+		conns:    make(chan struct{}, cfg.MaxConns),
+		torrents: make(map[metainfo.Hash]*Torrent),
+		banned:   make(map[netip.Addr]int),
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	if cfg.ListenAddr != "-" {
+		addr := cfg.ListenAddr
+		if addr == "" {
+			addr = ":6881"
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil && cfg.ListenAddr == "" {
+			ln, err = net.Listen("tcp", ":0")
+		}
+		if err != nil {
+			c.cancel()
+			return nil, fmt.Errorf("listen for peers: %w", err)
+		}
+		c.ln = ln
+		c.wg.Add(1)
+		go c.accept()
+	}
+	return c, nil
+}
+
+var (
+	defaultClientMu sync.Mutex
+	defaultClient   *Client
+)
+
+// DefaultClient returns the Client that torrents from Open and FromMetaInfo
+// use, starting it (with a zero Config) on first use.
+func DefaultClient() (*Client, error) {
+	defaultClientMu.Lock()
+	defer defaultClientMu.Unlock()
+	if defaultClient == nil {
+		c, err := NewClient(Config{})
+		if err != nil {
+			return nil, err
+		}
+		defaultClient = c
+	}
+	return defaultClient, nil
+}
+
+// Addr returns the address the client accepts peers on, or nil.
+func (c *Client) Addr() net.Addr {
+	if c.ln == nil {
+		return nil
+	}
+	return c.ln.Addr()
+}
+
+// port is the listening port to announce (0 when not listening).
+func (c *Client) port() uint16 {
+	if a, ok := c.Addr().(*net.TCPAddr); ok {
+		return uint16(a.Port)
+	}
+	return 0
+}
+
+// PeerID returns the client's peer id.
+func (c *Client) PeerID() [20]byte { return c.cfg.PeerID }
+
+// Open adds a torrent from a .torrent file path or a magnet link.
+func (c *Client) Open(ctx context.Context, pathOrMagnet string) (*Torrent, error) {
+	t, err := Open(ctx, pathOrMagnet)
+	if err != nil {
+		return nil, err
+	}
+	return c.add(t)
+}
+
+// Add adds a torrent from parsed metadata. Adding a torrent the client
+// already has returns the existing one.
+func (c *Client) Add(mi *metainfo.MetaInfo) (*Torrent, error) {
+	return c.add(FromMetaInfo(mi))
+}
+
+func (c *Client) add(t *Torrent) (*Torrent, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, fmt.Errorf("client: %w", ErrClosed)
+	}
+	if old, ok := c.torrents[t.infoHash]; ok {
+		return old, nil
+	}
+	t.client = c
+	c.torrents[t.infoHash] = t
+	return t, nil
+}
+
+// Torrents returns the client's torrents.
+func (c *Client) Torrents() []*Torrent {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ts := make([]*Torrent, 0, len(c.torrents))
+	for _, t := range c.torrents {
+		ts = append(ts, t)
+	}
+	return ts
+}
+
+// remove forgets a torrent once it is closed.
+func (c *Client) remove(t *Torrent) {
+	c.mu.Lock()
+	if c.torrents[t.infoHash] == t {
+		delete(c.torrents, t.infoHash)
+	}
+	c.mu.Unlock()
+}
+
+// Close stops every torrent (telling trackers), closes every connection
+// and the listener, and waits for all of it.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	ts := make([]*Torrent, 0, len(c.torrents))
+	for _, t := range c.torrents {
+		ts = append(ts, t)
+	}
+	c.mu.Unlock()
+	var errs []error
+	for _, t := range ts {
+		errs = append(errs, t.Close())
+	}
+	c.cancel()
+	if c.ln != nil {
+		c.ln.Close()
+	}
+	c.wg.Wait()
+	return errors.Join(errs...)
+}
+
+// ban records a peer that sent bad data; a banned address is never
+// connected to again.
+func (c *Client) ban(addr netip.Addr) {
+	c.mu.Lock()
+	c.banned[addr]++
+	c.mu.Unlock()
+}
+
+func (c *Client) isBanned(addr netip.Addr) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.banned[addr] > 0
+}
+
+// acquireConn takes a global connection slot, or reports none free.
+func (c *Client) acquireConn() bool {
+	select {
+	case c.conns <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (c *Client) releaseConn() { <-c.conns }
+
+// accept takes incoming connections until the listener closes.
+func (c *Client) accept() {
+	defer c.wg.Done()
+	for {
+		conn, err := c.ln.Accept()
+		if err != nil {
+			if c.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			c.cfg.Logger.Warn("accept peer", "err", err)
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		if !c.acquireConn() {
+			conn.Close()
+			continue
+		}
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			if !c.handleIncoming(conn) {
+				conn.Close()
+				c.releaseConn()
+			}
+		}()
+	}
+}
+
+// handleIncoming reads an incoming handshake, finds its torrent and hands
+// the connection over. It reports whether the torrent took it.
+func (c *Client) handleIncoming(conn net.Conn) bool {
+	addr := addrPortOf(conn.RemoteAddr())
+	if c.isBanned(addr.Addr()) {
+		return false
+	}
+	conn.SetDeadline(time.Now().Add(c.cfg.DialTimeout))
+	res, hash, err := peer.ReadHandshakeStart(conn)
+	if err != nil {
+		c.cfg.Logger.Debug("incoming handshake", "addr", addr, "err", err)
+		return false
+	}
+	c.mu.Lock()
+	t := c.torrents[hash]
+	c.mu.Unlock()
+	if t == nil {
+		return false
+	}
+	e := t.running()
+	if e == nil {
+		return false
+	}
+	if err := peer.WriteHandshake(conn, e.handshake()); err != nil {
+		return false
+	}
+	id, err := peer.ReadPeerID(conn)
+	if err != nil || id == c.cfg.PeerID {
+		return false
+	}
+	conn.SetDeadline(time.Time{})
+	return e.addConn(conn, addr, id, res, false)
+}
+
+func addrPortOf(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ap := ta.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}

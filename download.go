@@ -1,0 +1,499 @@
+package aiotorrent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aiotorrent/aiotorrent/internal/bitfield"
+	"github.com/aiotorrent/aiotorrent/internal/picker"
+	"github.com/aiotorrent/aiotorrent/tracker"
+)
+
+// Strategy is the order pieces are fetched in.
+type Strategy int
+
+const (
+	// Default fetches the rarest pieces first (at random among equals),
+	// finishing started pieces before new ones; pieces complete in any
+	// order.
+	Default Strategy = iota
+	// Sequential fetches pieces in file order and reports them complete
+	// strictly in order.
+	Sequential
+)
+
+func (s Strategy) String() string {
+	if s == Sequential {
+		return "sequential"
+	}
+	return "default"
+}
+
+// Piece is a verified piece, as reported to an OnPiece callback.
+type Piece struct {
+	Index  int   // piece index in the torrent
+	Offset int64 // where the piece starts in the torrent's content
+	Length int   // bytes
+}
+
+// Option configures a download.
+type Option func(*options)
+
+type options struct {
+	strategy Strategy
+	dir      string
+	onPiece  func(Piece)
+}
+
+// WithStrategy sets the piece strategy (Default unless set).
+func WithStrategy(s Strategy) Option { return func(o *options) { o.strategy = s } }
+
+// WithDir sets the folder the torrent's files go into (the Client's
+// DataDir unless set). A torrent keeps the folder of its first download.
+func WithDir(dir string) Option { return func(o *options) { o.dir = dir } }
+
+// OnPiece calls fn with every piece of the downloaded files once it is
+// verified and written, pieces already there first. Under Sequential the
+// calls come strictly in piece order. fn runs on the downloading
+// goroutine; the download waits while it runs.
+func OnPiece(fn func(Piece)) Option { return func(o *options) { o.onPiece = fn } }
+
+// client returns the torrent's client, joining the default one if the
+// torrent was opened without a client.
+func (t *Torrent) clientOrDefault() (*Client, error) {
+	t.mu.Lock()
+	c := t.client
+	t.mu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	dc, err := DefaultClient()
+	if err != nil {
+		return nil, err
+	}
+	got, err := dc.add(t)
+	if err != nil {
+		return nil, err
+	}
+	if got != t {
+		return nil, fmt.Errorf("torrent %s: the default client already has another Torrent for this info hash", t.infoHash)
+	}
+	return dc, nil
+}
+
+// running returns the torrent's engine, or nil if it is not started.
+func (t *Torrent) running() *engine {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.eng
+}
+
+// start starts the engine if it is not running.
+func (t *Torrent) start(dir string, selected []bool) (*engine, error) {
+	if t.mi == nil {
+		return nil, ErrNoMetadata
+	}
+	c, err := t.clientOrDefault()
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil, fmt.Errorf("torrent %s: %w", t.Name(), ErrClosed)
+	}
+	if t.eng != nil {
+		if dir != "" && filepath.Clean(dir) != t.dir {
+			return nil, fmt.Errorf("torrent %s is already downloading into %s", t.Name(), t.dir)
+		}
+		return t.eng, nil
+	}
+	if dir == "" {
+		dir = c.cfg.DataDir
+	}
+	if dir == "" {
+		dir = "."
+	}
+	e, err := startEngine(t, dir, selected)
+	if err != nil {
+		return nil, fmt.Errorf("torrent %s: %w", t.Name(), err)
+	}
+	t.eng = e
+	t.dir = filepath.Clean(dir)
+	return e, nil
+}
+
+// Download fetches one file of the torrent into the download folder and
+// returns once it is complete, verified and synced to disk, mirroring the
+// Python library's download(file, strategy=...). The torrent keeps
+// running afterwards (serving peers) until Close. Cancelling ctx stops the
+// download; the torrent stops too if nothing else is downloading.
+func (t *Torrent) Download(ctx context.Context, f File, opts ...Option) error {
+	return t.DownloadFiles(ctx, []File{f}, opts...)
+}
+
+// DownloadAll fetches every file of the torrent.
+func (t *Torrent) DownloadAll(ctx context.Context, opts ...Option) error {
+	return t.DownloadFiles(ctx, t.Files(), opts...)
+}
+
+// DownloadFiles fetches the given files (from Files) and returns once
+// they are all complete. Only those files are created on disk.
+func (t *Torrent) DownloadFiles(ctx context.Context, files []File, opts ...Option) error {
+	if t.mi == nil {
+		return ErrNoMetadata
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	info := &t.mi.Info
+	sel := make([]bool, len(info.Files))
+	for _, f := range files {
+		if f.Index < 0 || f.Index >= len(info.Files) || info.Files[f.Index].Padding {
+			return fmt.Errorf("torrent %s: no file with index %d", t.Name(), f.Index)
+		}
+		sel[f.Index] = true
+	}
+	e, err := t.start(o.dir, sel)
+	if err != nil {
+		return err
+	}
+	w := &waiter{
+		strategy: o.strategy,
+		onPiece:  o.onPiece,
+		notify:   make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		need:     bitfield.New(info.NumPieces()),
+		in:       bitfield.New(info.NumPieces()),
+	}
+	ok := e.callWait(func() {
+		if e.err != nil {
+			w.finish(e.err)
+			return
+		}
+		if err := e.selectMore(sel); err != nil {
+			w.finish(err)
+			return
+		}
+		ps := picker.RarestFirst
+		if o.strategy == Sequential {
+			ps = picker.Sequential
+		}
+		e.picker.SetStrategy(ps)
+		for f, on := range sel {
+			if !on {
+				continue
+			}
+			w.files = append(w.files, f)
+			begin, end := info.FilePieces(f)
+			for i := begin; i < end; i++ {
+				if w.in.Set(i) {
+					w.order = append(w.order, i)
+				}
+			}
+		}
+		slices.Sort(w.order)
+		for _, i := range w.order {
+			if !e.picker.Have(i) {
+				w.need.Set(i)
+				w.left++
+			}
+		}
+		w.deliver(info)
+		e.waiters = append(e.waiters, w)
+		e.checkWaiters()
+		e.fillAll()
+		e.connectMore(time.Now())
+	})
+	if !ok {
+		return fmt.Errorf("torrent %s: %w", t.Name(), ErrClosed)
+	}
+	for {
+		select {
+		case <-w.notify:
+			w.run()
+		case <-w.done:
+			w.run()
+			return w.err
+		case <-ctx.Done():
+			e.call(func() {
+				e.waiters = slices.DeleteFunc(e.waiters, func(x *waiter) bool { return x == w })
+			})
+			t.stopIfIdle()
+			return ctx.Err()
+		}
+	}
+}
+
+// stopIfIdle stops the engine when no download waits on it.
+func (t *Torrent) stopIfIdle() {
+	e := t.running()
+	if e == nil {
+		return
+	}
+	idle := false
+	if !e.callWait(func() { idle = len(e.waiters) == 0 && !e.seeding }) || !idle {
+		return
+	}
+	t.stopEngine()
+}
+
+func (t *Torrent) stopEngine() error {
+	t.mu.Lock()
+	e := t.eng
+	t.eng = nil
+	t.mu.Unlock()
+	if e == nil {
+		return nil
+	}
+	return e.stop()
+}
+
+// Seed serves the torrent from the download folder (checking the data
+// there first) until ctx is cancelled; pieces that are missing are
+// downloaded when peers have them.
+func (t *Torrent) Seed(ctx context.Context, opts ...Option) error {
+	if t.mi == nil {
+		return ErrNoMetadata
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	sel := make([]bool, len(t.mi.Info.Files))
+	for i := range sel {
+		sel[i] = !t.mi.Info.Files[i].Padding
+	}
+	e, err := t.start(o.dir, sel)
+	if err != nil {
+		return err
+	}
+	if !e.callWait(func() { e.seeding = true }) {
+		return fmt.Errorf("torrent %s: %w", t.Name(), ErrClosed)
+	}
+	<-ctx.Done()
+	e.call(func() { e.seeding = false })
+	t.stopIfIdle()
+	return nil
+}
+
+// Start starts the torrent without waiting for anything: it checks the
+// data in the folder and begins serving peers, for Seed-like use by
+// callers that wait on their own (Stats, a Reader).
+func (t *Torrent) Start(opts ...Option) error {
+	if t.mi == nil {
+		return ErrNoMetadata
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	sel := make([]bool, len(t.mi.Info.Files))
+	for i := range sel {
+		sel[i] = !t.mi.Info.Files[i].Padding
+	}
+	e, err := t.start(o.dir, sel)
+	if err != nil {
+		return err
+	}
+	e.call(func() { e.seeding = true })
+	return nil
+}
+
+// AddPeers gives the torrent peer addresses to connect to, besides those
+// from trackers. It has effect while the torrent is running.
+func (t *Torrent) AddPeers(addrs ...netip.AddrPort) {
+	t.mu.Lock()
+	t.extraPeers = append(t.extraPeers, addrs...)
+	e := t.eng
+	t.mu.Unlock()
+	if e != nil {
+		e.addPeers(addrs)
+	}
+}
+
+// Close stops the torrent: it tells its trackers, closes its connections
+// and files, and leaves its client.
+func (t *Torrent) Close() error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil
+	}
+	t.closed = true
+	c := t.client
+	t.mu.Unlock()
+	err := t.stopEngine()
+	if c != nil {
+		c.remove(t)
+	}
+	return err
+}
+
+// selectMore selects files in a running torrent. Storage that was opened
+// without a file cannot create it later yet.
+func (e *engine) selectMore(sel []bool) error {
+	var newly []bool
+	for f, on := range sel {
+		if on && !e.selected[f] {
+			if newly == nil {
+				newly = make([]bool, len(sel))
+			}
+			newly[f] = true
+		}
+	}
+	if newly == nil {
+		return nil
+	}
+	if s, ok := e.store.(interface{ Select(int) error }); ok {
+		for f, on := range newly {
+			if on {
+				if err := s.Select(f); err != nil {
+					return err
+				}
+			}
+		}
+		e.selectFiles(newly)
+		return nil
+	}
+	return errors.New("this torrent is already downloading other files; adding files to a running download is not supported yet")
+}
+
+// waiter is one Download call waiting for its pieces and files.
+type waiter struct {
+	strategy Strategy
+	onPiece  func(Piece)
+	files    []int
+	in       *bitfield.Bitfield // the pieces of its files
+	need     *bitfield.Bitfield // of those, the ones not verified yet
+	left     int
+	order    []int // its pieces in index order
+	next     int   // Sequential: next position in order to report
+	reported *bitfield.Bitfield
+
+	mu       sync.Mutex // guards queue
+	queue    []Piece
+	notify   chan struct{}
+	done     chan struct{}
+	err      error
+	finished bool
+}
+
+// pieceDone is called on the loop when piece i is verified.
+func (w *waiter) pieceDone(i int, e *engine) {
+	if !w.need.Clear(i) {
+		return
+	}
+	w.left--
+	w.deliver(e.info)
+}
+
+// deliver queues the pieces that may be reported now: under Sequential
+// the verified prefix of order, else every verified piece not reported.
+func (w *waiter) deliver(info interface {
+	PieceSize(int) int64
+}) {
+	if w.onPiece == nil {
+		return
+	}
+	if w.reported == nil {
+		w.reported = bitfield.New(w.in.Len())
+	}
+	var add []Piece
+	pl := int64(0)
+	if len(w.order) > 0 {
+		pl = pieceLenOf(info)
+	}
+	piece := func(i int) Piece {
+		return Piece{Index: i, Offset: int64(i) * pl, Length: int(info.PieceSize(i))}
+	}
+	if w.strategy == Sequential {
+		for w.next < len(w.order) && !w.need.Has(w.order[w.next]) {
+			add = append(add, piece(w.order[w.next]))
+			w.next++
+		}
+	} else {
+		for _, i := range w.order {
+			if !w.need.Has(i) && w.reported.Set(i) {
+				add = append(add, piece(i))
+			}
+		}
+	}
+	if len(add) == 0 {
+		return
+	}
+	w.mu.Lock()
+	w.queue = append(w.queue, add...)
+	w.mu.Unlock()
+	select {
+	case w.notify <- struct{}{}:
+	default:
+	}
+}
+
+// pieceLenOf gets the piece length from the metainfo.Info behind info.
+func pieceLenOf(info interface{ PieceSize(int) int64 }) int64 {
+	return info.PieceSize(0)
+}
+
+// run calls the callback for queued pieces, on the Download goroutine.
+func (w *waiter) run() {
+	for {
+		w.mu.Lock()
+		q := w.queue
+		w.queue = nil
+		w.mu.Unlock()
+		if len(q) == 0 {
+			return
+		}
+		for _, p := range q {
+			w.onPiece(p)
+		}
+	}
+}
+
+func (w *waiter) finish(err error) {
+	if w.finished {
+		return
+	}
+	w.finished = true
+	w.err = err
+	close(w.done)
+}
+
+// checkWaiters finishes the downloads whose pieces are all verified and
+// whose files are synced.
+func (e *engine) checkWaiters() {
+	e.waiters = slices.DeleteFunc(e.waiters, func(w *waiter) bool {
+		if w.left > 0 {
+			return false
+		}
+		for _, f := range w.files {
+			if !e.fileSynced[f] {
+				return false
+			}
+		}
+		w.finish(nil)
+		return true
+	})
+}
+
+func announcerRequest(e *engine) tracker.AnnounceRequest {
+	return tracker.AnnounceRequest{
+		InfoHash: e.hash,
+		PeerID:   tracker.PeerID(e.c.cfg.PeerID),
+		Port:     e.c.port(),
+		NumWant:  50,
+		Left:     e.left.Load(),
+	}
+}
+
+func joinPath(p []string) string { return strings.Join(p, "/") }

@@ -1,0 +1,1037 @@
+package aiotorrent
+
+import (
+	"context"
+	"crypto/sha1"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aiotorrent/aiotorrent/internal/announcer"
+	"github.com/aiotorrent/aiotorrent/internal/bitfield"
+	"github.com/aiotorrent/aiotorrent/internal/picker"
+	"github.com/aiotorrent/aiotorrent/metainfo"
+	"github.com/aiotorrent/aiotorrent/peer"
+	"github.com/aiotorrent/aiotorrent/storage"
+)
+
+// block is a pooled 16 KiB buffer a received block is read into.
+type block = [peer.BlockSize]byte
+
+var blockPool = sync.Pool{New: func() any { return new(block) }}
+
+func getBlock() *block  { return blockPool.Get().(*block) }
+func putBlock(b *block) { blockPool.Put(b) }
+
+// Tuning of the request pipeline.
+const (
+	initialRequests = 64  // requests in flight to a new peer
+	minRequests     = 4   // floor once the peer's rate is known
+	maxRequests     = 256 // ceiling, and what we assume of a peer that does not say (reqq)
+	maxPeerRequests = 1024 // requests we queue for a peer before rejecting (our reqq)
+	maxHashQueue    = 16  // complete pieces awaiting verification before new pieces wait
+	queueTime       = 1   // seconds of a peer's rate to keep requested
+)
+
+// engine runs one torrent: its state is owned by the goroutine in run,
+// which every other goroutine (peer readers and writers, hashers, dialers,
+// the announcer, API calls) talks to through events.
+type engine struct {
+	t      *Torrent
+	c      *Client
+	info   *metainfo.Info
+	hash   metainfo.Hash
+	store  storage.Storage
+	limits peer.Limits
+	log    *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // every goroutine of this torrent
+	loopWG sync.WaitGroup // the loop
+	events chan event
+	hashed chan hashResult
+	hashes chan struct{} // hashing slots
+
+	// Counters read by the announcer and Stats from other goroutines.
+	downloaded atomic.Int64 // payload bytes received
+	uploaded   atomic.Int64 // payload bytes sent
+	wasted     atomic.Int64 // received but not needed, or failed
+	left       atomic.Int64 // bytes of the torrent not verified
+
+	announcer *announcer.Announcer
+
+	// Owned by the loop.
+	picker     *picker.Picker
+	peers      map[*peerConn]struct{}
+	known      map[netip.AddrPort]*candidate
+	dialing    int
+	bufs       []*pieceBuf
+	hashing    int
+	selected   []bool // files selected
+	fileLeft   []int  // per selected file: pieces not verified yet
+	fileSynced []bool // selected file complete and synced
+	waiters    []*waiter
+	suspects   map[int][]blockSum // smart ban: blocks of a failed piece and who sent them
+	scratch    []picker.Block
+	unchoked   int
+	err        error // fatal storage error
+	downRate   rate
+	upRate     rate
+	lastDown   int64
+	lastUp     int64
+	snapshot   Stats
+	closed     bool
+	seeding    bool // Seed or Start keeps it running with no download
+}
+
+// pieceBuf holds the blocks of a piece being fetched.
+type pieceBuf struct {
+	blocks []*block
+	from   []*peerConn
+}
+
+// blockSum identifies the data one peer sent for one block of a piece
+// that failed its hash check, to find the culprit once the piece passes.
+type blockSum struct {
+	block int
+	from  netip.Addr
+	sum   uint32
+}
+
+type hashResult struct {
+	index int
+	ok    bool
+	err   error    // storage write error
+	sums  []uint32 // per-block CRC-32C when asked (smart ban)
+}
+
+type eventKind uint8
+
+const (
+	evBlock eventKind = iota
+	evMsg
+	evClosed
+	evCall
+)
+
+type event struct {
+	kind  eventKind
+	p     *peerConn
+	msg   peer.Message
+	block *block
+	err   error
+	fn    func()
+}
+
+// candidate is a peer address we learnt of.
+type candidate struct {
+	state   candState
+	fails   int
+	retryAt time.Time
+}
+
+type candState uint8
+
+const (
+	candIdle candState = iota
+	candConnecting
+	candConnected
+)
+
+// rate is an exponentially weighted bytes-per-second average.
+type rate struct{ v float64 }
+
+func (r *rate) add(bytes int64, dt float64) {
+	if dt <= 0 {
+		return
+	}
+	const alpha = 0.4
+	r.v = alpha*float64(bytes)/dt + (1-alpha)*r.v
+}
+
+// startEngine opens the storage, checks what is already there and starts
+// the torrent's goroutines.
+func startEngine(t *Torrent, dir string, selected []bool) (*engine, error) {
+	c := t.client
+	info := &t.mi.Info
+	store, err := storage.NewFile(dir, info, t.infoHash, storage.FileOptions{Selected: selected})
+	if err != nil {
+		return nil, err
+	}
+	e := &engine{
+		t: t, c: c, info: info, hash: t.infoHash, store: store,
+		limits: peer.Limits{NumPieces: info.NumPieces(), PieceLength: info.PieceLength, Length: info.Length},
+		log:    c.cfg.Logger.With("torrent", t.Name()),
+		events: make(chan event, 256),
+		hashed: make(chan hashResult, maxHashQueue),
+		hashes: make(chan struct{}, runtime.GOMAXPROCS(0)),
+		picker: picker.New(info.NumPieces(), info.PieceLength, info.Length),
+		peers:  make(map[*peerConn]struct{}),
+		known:  make(map[netip.AddrPort]*candidate),
+		bufs:   make([]*pieceBuf, info.NumPieces()),
+		selected: make([]bool, len(info.Files)),
+		fileLeft: make([]int, len(info.Files)),
+		fileSynced: make([]bool, len(info.Files)),
+		suspects: make(map[int][]blockSum),
+	}
+	e.ctx, e.cancel = context.WithCancel(c.ctx)
+	if err := e.check(); err != nil {
+		store.Close()
+		e.cancel()
+		return nil, err
+	}
+	e.left.Store(info.Length - e.verifiedBytes())
+	e.selectFiles(selected)
+	if !c.cfg.NoTrackers && len(t.Trackers()) > 0 {
+		req := announcerRequest(e)
+		e.announcer = announcer.New(announcer.Config{
+			Tiers: t.Trackers(),
+			Req:   req,
+			Progress: func() announcer.Progress {
+				return announcer.Progress{Uploaded: e.uploaded.Load(), Downloaded: e.downloaded.Load(), Left: e.left.Load()}
+			},
+			OnPeers:       func(_ string, peers []netip.AddrPort) { e.addPeers(peers) },
+			ClientOptions: c.cfg.TrackerOptions,
+			Logger:        e.log,
+		})
+		if e.picker.HaveBitfield().Full() {
+			e.announcer.Completed()
+		}
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			e.announcer.Run(e.ctx)
+		}()
+	}
+	e.loopWG.Add(1)
+	go e.run()
+	peers := slices.Clone(t.extraPeers)
+	if t.magnet != nil {
+		for _, hp := range t.magnet.Peers {
+			if ap, err := netip.ParseAddrPort(hp); err == nil {
+				peers = append(peers, ap) // host names in x.pe are not resolved
+			}
+		}
+	}
+	if len(peers) > 0 {
+		e.addPeers(peers)
+	}
+	return e, nil
+}
+
+// check verifies the pieces already in storage, in parallel; pieces of
+// files that do not exist are skipped without reading.
+func (e *engine) check() error {
+	n := e.info.NumPieces()
+	var next atomic.Int64
+	var mu sync.Mutex
+	var good []int
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, e.info.PieceLength)
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || e.ctx.Err() != nil {
+					return
+				}
+				size := e.info.PieceSize(i)
+				_, err := e.store.ReadAt(buf[:size], int64(i)*e.info.PieceLength)
+				if err != nil {
+					// Missing or short files: the piece is not there yet.
+					if !errors.Is(err, fs.ErrNotExist) {
+						e.log.Debug("check piece", "piece", i, "err", err)
+					}
+					continue
+				}
+				if sha1.Sum(buf[:size]) == e.info.PieceHash(i) {
+					mu.Lock()
+					good = append(good, i)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := e.ctx.Err(); err != nil {
+		return err
+	}
+	for _, i := range good {
+		e.picker.Verified(i)
+	}
+	return nil
+}
+
+func (e *engine) verifiedBytes() int64 {
+	var n int64
+	for i := range e.info.NumPieces() {
+		if e.picker.Have(i) {
+			n += e.info.PieceSize(i)
+		}
+	}
+	return n
+}
+
+// selectFiles marks files wanted (loop or before it starts).
+func (e *engine) selectFiles(sel []bool) {
+	for f, on := range sel {
+		if !on || e.selected[f] || e.info.Files[f].Padding {
+			continue
+		}
+		e.selected[f] = true
+		file := e.info.Files[f]
+		if file.Length == 0 {
+			e.fileLeft[f] = 0
+			e.syncFile(f)
+			continue
+		}
+		begin, end := e.info.FilePieces(f)
+		left := 0
+		for i := begin; i < end; i++ {
+			e.picker.Want(i, true)
+			if !e.picker.Have(i) {
+				left++
+			}
+		}
+		e.fileLeft[f] = left
+		if left == 0 {
+			e.syncFile(f)
+		}
+	}
+}
+
+// syncFile makes a complete file durable off the loop, then marks it
+// synced.
+func (e *engine) syncFile(f int) {
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		err := e.store.FileComplete(f)
+		e.call(func() {
+			if err != nil {
+				e.fail(fmt.Errorf("sync %s: %w", filePath(e.info, f), err))
+				return
+			}
+			e.fileSynced[f] = true
+			e.checkWaiters()
+		})
+	}()
+}
+
+func filePath(info *metainfo.Info, f int) string {
+	return joinPath(info.Files[f].Path)
+}
+
+// call runs fn on the loop; it reports false if the torrent stopped.
+func (e *engine) call(fn func()) bool {
+	select {
+	case e.events <- event{kind: evCall, fn: fn}:
+		return true
+	case <-e.ctx.Done():
+		return false
+	}
+}
+
+// callWait runs fn on the loop and waits for it.
+func (e *engine) callWait(fn func()) bool {
+	done := make(chan struct{})
+	if !e.call(func() { fn(); close(done) }) {
+		return false
+	}
+	select {
+	case <-done:
+		return true
+	case <-e.ctx.Done():
+		return false
+	}
+}
+
+// fail stops the download with a fatal error (the disk).
+func (e *engine) fail(err error) {
+	if e.err == nil {
+		e.err = err
+		e.log.Error("torrent failed", "err", err)
+		for _, w := range e.waiters {
+			w.finish(err)
+		}
+		e.waiters = nil
+	}
+}
+
+func (e *engine) run() {
+	defer e.loopWG.Done()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	last := time.Now()
+	for {
+		select {
+		case ev := <-e.events:
+			e.handle(ev)
+		case r := <-e.hashed:
+			e.onHashed(r)
+		case now := <-tick.C:
+			e.tick(now, now.Sub(last).Seconds())
+			last = now
+		case <-e.ctx.Done():
+			e.shutdown()
+			return
+		}
+	}
+}
+
+func (e *engine) handle(ev event) {
+	switch ev.kind {
+	case evBlock:
+		e.onBlock(ev.p, ev.msg, ev.block)
+	case evMsg:
+		if !ev.p.closed {
+			e.onMessage(ev.p, &ev.msg)
+		}
+	case evClosed:
+		e.dropPeer(ev.p, ev.err)
+	case evCall:
+		ev.fn()
+	}
+}
+
+// shutdown closes every connection and frees the pieces in progress.
+func (e *engine) shutdown() {
+	for p := range e.peers {
+		e.dropPeer(p, ErrClosed)
+	}
+	for _, w := range e.waiters {
+		w.finish(fmt.Errorf("torrent %s: %w", e.t.Name(), ErrClosed))
+	}
+	e.waiters = nil
+	e.closed = true
+}
+
+// stop ends the torrent and waits for every goroutine; the storage is
+// closed last.
+func (e *engine) stop() error {
+	e.cancel()
+	e.loopWG.Wait()
+	e.wg.Wait()
+	// Events may hold blocks and connections that never reached the loop.
+	for {
+		select {
+		case ev := <-e.events:
+			if ev.block != nil {
+				putBlock(ev.block)
+			}
+			if ev.kind == evCall {
+				ev.fn()
+			}
+			continue
+		default:
+		}
+		break
+	}
+	return e.store.Close()
+}
+
+// addPeers learns peer addresses (from trackers or the user).
+func (e *engine) addPeers(addrs []netip.AddrPort) {
+	addrs = slices.Clone(addrs)
+	e.call(func() {
+		for _, a := range addrs {
+			a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+			if !a.IsValid() || a.Port() == 0 {
+				continue
+			}
+			if _, ok := e.known[a]; !ok && len(e.known) < 4096 {
+				e.known[a] = &candidate{}
+			}
+		}
+		e.connectMore(time.Now())
+	})
+}
+
+// connectMore dials known peers while the torrent needs pieces and has
+// connection slots.
+func (e *engine) connectMore(now time.Time) {
+	if e.err != nil || e.picker.Missing() == 0 {
+		return
+	}
+	for a, cand := range e.known {
+		if len(e.peers)+e.dialing >= e.c.cfg.MaxConnsPerTorrent {
+			return
+		}
+		if cand.state != candIdle || now.Before(cand.retryAt) {
+			continue
+		}
+		if e.c.isBanned(a.Addr()) || (e.c.port() == a.Port() && a.Addr().IsLoopback() && isOwnAddr(a)) {
+			continue
+		}
+		if !e.c.acquireConn() {
+			return
+		}
+		cand.state = candConnecting
+		e.dialing++
+		e.wg.Add(1)
+		go e.dial(a)
+	}
+}
+
+func isOwnAddr(a netip.AddrPort) bool { return a.Addr().IsLoopback() || a.Addr().IsUnspecified() }
+
+func (e *engine) handshake() *peer.Handshake {
+	h := &peer.Handshake{InfoHash: e.hash, PeerID: e.c.cfg.PeerID}
+	h.Reserved.SetExtended()
+	h.Reserved.SetFast()
+	return h
+}
+
+// dial connects to a peer and does the handshake.
+func (e *engine) dial(a netip.AddrPort) {
+	defer e.wg.Done()
+	conn, id, res, err := e.dialHandshake(a)
+	if err == nil && e.addConn(conn, a, id, res, true) {
+		e.call(func() { e.dialing-- })
+		return
+	}
+	if conn != nil {
+		conn.Close()
+	}
+	e.c.releaseConn()
+	e.log.Debug("connect to peer", "addr", a, "err", err)
+	e.call(func() {
+		e.dialing--
+		if cand := e.known[a]; cand != nil {
+			cand.state = candIdle
+			cand.fails++
+			if cand.fails >= 5 {
+				delete(e.known, a)
+				return
+			}
+			cand.retryAt = time.Now().Add(time.Duration(cand.fails) * 15 * time.Second)
+		}
+	})
+}
+
+func (e *engine) dialHandshake(a netip.AddrPort) (net.Conn, [20]byte, peer.Reserved, error) {
+	var id [20]byte
+	var res peer.Reserved
+	ctx, cancel := context.WithTimeout(e.ctx, e.c.cfg.DialTimeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", a.String())
+	if err != nil {
+		return nil, id, res, err
+	}
+	deadline, _ := ctx.Deadline()
+	conn.SetDeadline(deadline)
+	if err := peer.WriteHandshake(conn, e.handshake()); err != nil {
+		return conn, id, res, err
+	}
+	h, err := peer.ReadHandshake(conn)
+	if err != nil {
+		return conn, id, res, err
+	}
+	if h.InfoHash != e.hash {
+		return conn, id, res, errors.New("peer answered for another torrent")
+	}
+	if h.PeerID == e.c.cfg.PeerID {
+		return conn, id, res, errors.New("connected to ourselves")
+	}
+	conn.SetDeadline(time.Time{})
+	return conn, h.PeerID, h.Reserved, nil
+}
+
+// addConn hands a connection whose handshake is done to the loop; it
+// reports whether the torrent took it (and with it the connection slot).
+func (e *engine) addConn(conn net.Conn, a netip.AddrPort, id [20]byte, res peer.Reserved, outgoing bool) bool {
+	return e.call(func() { e.onConn(conn, a, id, res, outgoing) })
+}
+
+func (e *engine) onConn(conn net.Conn, a netip.AddrPort, id [20]byte, res peer.Reserved, outgoing bool) {
+	reject := func(why string) {
+		e.log.Debug("peer refused", "addr", a, "why", why)
+		conn.Close()
+		e.c.releaseConn()
+	}
+	if e.closed {
+		reject("torrent stopped")
+		return
+	}
+	if len(e.peers) >= e.c.cfg.MaxConnsPerTorrent {
+		reject("too many connections")
+		return
+	}
+	for p := range e.peers {
+		if p.id == id {
+			reject("already connected")
+			return
+		}
+	}
+	if e.c.isBanned(a.Addr()) && !a.Addr().IsLoopback() {
+		reject("banned")
+		return
+	}
+	if outgoing {
+		if cand := e.known[a]; cand != nil {
+			cand.state = candConnected
+			cand.fails = 0
+		}
+	}
+	p := newPeerConn(e, conn, a, id, res, outgoing)
+	e.peers[p] = struct{}{}
+	p.sendInitial()
+	e.wg.Add(2)
+	go p.readLoop()
+	go p.writeLoop()
+	e.log.Debug("peer connected", "addr", a, "outgoing", outgoing)
+}
+
+// dropPeer closes a peer and gives its requests back.
+func (e *engine) dropPeer(p *peerConn, err error) {
+	if p.closed {
+		return
+	}
+	p.closed = true
+	delete(e.peers, p)
+	for _, b := range p.reqs {
+		e.picker.Cancelled(b)
+	}
+	p.reqs = nil
+	for i := range p.has.Len() {
+		if p.has.Has(i) {
+			e.picker.PeerLost(i)
+		}
+	}
+	if !p.amChoking {
+		e.unchoked--
+	}
+	p.close()
+	e.c.releaseConn()
+	if cand := e.known[p.addr]; cand != nil && p.outgoing {
+		cand.state = candIdle
+		cand.retryAt = time.Now().Add(30 * time.Second)
+	}
+	e.log.Debug("peer dropped", "addr", p.addr, "err", err)
+	e.unchokeMore()
+}
+
+// ban drops a peer that sent data failing the hash check, and never
+// connects to its address again.
+func (e *engine) ban(addr netip.Addr, why string) {
+	e.log.Info("banning peer", "addr", addr, "why", why)
+	e.c.ban(addr)
+	for p := range e.peers {
+		if p.addr.Addr() == addr {
+			p.banned = true
+			e.dropPeer(p, errors.New(why))
+		}
+	}
+	for a := range e.known {
+		if a.Addr() == addr && !addr.IsLoopback() {
+			delete(e.known, a)
+		}
+	}
+}
+
+// onBlock takes a received block.
+func (e *engine) onBlock(p *peerConn, m peer.Message, buf *block) {
+	n := int(m.Length)
+	e.downloaded.Add(int64(n))
+	if p.closed {
+		putBlock(buf)
+		return
+	}
+	p.received += int64(n)
+	p.lastBlock = time.Now()
+	if p.snubbed {
+		p.snubbed = false
+		p.maxReqs = minRequests
+	}
+	b := picker.Block{Piece: int(m.Index), Begin: int(m.Begin), Length: n}
+	if k := slices.Index(p.reqs, b); k >= 0 {
+		p.reqs = slices.Delete(p.reqs, k, k+1)
+	}
+	needed, complete := e.picker.Received(b)
+	if !needed {
+		e.wasted.Add(int64(n))
+		putBlock(buf)
+		e.fillRequests(p)
+		return
+	}
+	pb := e.bufs[b.Piece]
+	if pb == nil {
+		nb := e.picker.NumBlocks(b.Piece)
+		pb = &pieceBuf{blocks: make([]*block, nb), from: make([]*peerConn, nb)}
+		e.bufs[b.Piece] = pb
+	}
+	k := b.Begin / peer.BlockSize
+	pb.blocks[k] = buf
+	pb.from[k] = p
+	// Endgame: the same block asked of other peers is cancelled there.
+	for q := range e.peers {
+		if q == p {
+			continue
+		}
+		if i := slices.Index(q.reqs, b); i >= 0 {
+			q.reqs = slices.Delete(q.reqs, i, i+1)
+			q.send(func(out []byte) []byte {
+				return peer.AppendRequest(out, peer.Cancel, m.Index, m.Begin, m.Length)
+			})
+			e.fillRequests(q)
+		}
+	}
+	if complete {
+		e.verify(b.Piece)
+	}
+	e.fillRequests(p)
+}
+
+// verify hashes a complete piece and writes it, off the loop.
+func (e *engine) verify(i int) {
+	pb := e.bufs[i]
+	want := e.info.PieceHash(i)
+	size := int(e.info.PieceSize(i))
+	off := int64(i) * e.info.PieceLength
+	_, suspect := e.suspects[i]
+	e.hashing++
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		select {
+		case e.hashes <- struct{}{}:
+		case <-e.ctx.Done():
+			return
+		}
+		h := sha1.New()
+		for k, blk := range pb.blocks {
+			h.Write(blk[:min(peer.BlockSize, size-k*peer.BlockSize)])
+		}
+		var sum metainfo.Hash
+		h.Sum(sum[:0])
+		r := hashResult{index: i, ok: sum == want}
+		if !r.ok || suspect {
+			r.sums = make([]uint32, len(pb.blocks))
+			for k, blk := range pb.blocks {
+				r.sums[k] = crc32.Checksum(blk[:min(peer.BlockSize, size-k*peer.BlockSize)], crcTable)
+			}
+		}
+		if r.ok {
+			for k, blk := range pb.blocks {
+				n := min(peer.BlockSize, size-k*peer.BlockSize)
+				if _, err := e.store.WriteAt(blk[:n], off+int64(k*peer.BlockSize)); err != nil {
+					r.ok, r.err = false, err
+					break
+				}
+			}
+		}
+		<-e.hashes
+		select {
+		case e.hashed <- r:
+		case <-e.ctx.Done():
+		}
+	}()
+}
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+func (e *engine) onHashed(r hashResult) {
+	e.hashing--
+	pb := e.bufs[r.index]
+	e.bufs[r.index] = nil
+	defer func() {
+		for _, b := range pb.blocks {
+			if b != nil {
+				putBlock(b)
+			}
+		}
+	}()
+	if r.err != nil {
+		e.picker.Failed(r.index)
+		e.fail(fmt.Errorf("write piece %d: %w", r.index, r.err))
+		return
+	}
+	if !r.ok {
+		e.wasted.Add(e.info.PieceSize(r.index))
+		e.picker.Failed(r.index)
+		e.log.Info("piece failed its hash check", "piece", r.index)
+		senders := map[netip.Addr]bool{}
+		for k, p := range pb.from {
+			e.suspects[r.index] = append(e.suspects[r.index], blockSum{block: k, from: p.addr.Addr(), sum: r.sums[k]})
+			senders[p.addr.Addr()] = true
+			p.strikes++
+		}
+		if len(senders) == 1 {
+			for a := range senders {
+				e.ban(a, fmt.Sprintf("sent piece %d, which failed its hash check", r.index))
+			}
+		} else {
+			for p := range e.peers {
+				if p.strikes >= 8 {
+					e.ban(p.addr.Addr(), "took part in 8 pieces that failed their hash check")
+				}
+			}
+		}
+		e.fillAll()
+		return
+	}
+	if recs, ok := e.suspects[r.index]; ok {
+		delete(e.suspects, r.index)
+		for _, rec := range recs {
+			if r.sums != nil && rec.sum != r.sums[rec.block] {
+				e.ban(rec.from, fmt.Sprintf("sent a bad block of piece %d", r.index))
+			}
+		}
+	}
+	e.picker.Verified(r.index)
+	size := e.info.PieceSize(r.index)
+	e.left.Add(-size)
+	for p := range e.peers {
+		if !p.has.Has(r.index) {
+			p.send(func(out []byte) []byte { return peer.AppendHave(out, peer.Have, uint32(r.index)) })
+		}
+	}
+	for _, f := range filesOfPiece(e.info, r.index) {
+		if e.selected[f] && e.fileLeft[f] > 0 {
+			e.fileLeft[f]--
+			if e.fileLeft[f] == 0 {
+				e.syncFile(f)
+			}
+		}
+	}
+	for _, w := range e.waiters {
+		w.pieceDone(r.index, e)
+	}
+	e.checkWaiters()
+	if e.picker.HaveBitfield().Full() && e.announcer != nil {
+		e.announcer.Completed()
+	}
+	if e.picker.Missing() == 0 {
+		for p := range e.peers {
+			e.setInterested(p, false)
+		}
+	}
+	e.fillAll()
+}
+
+// filesOfPiece returns the non-padding files that piece i spans.
+func filesOfPiece(info *metainfo.Info, i int) []int {
+	start := int64(i) * info.PieceLength
+	end := start + info.PieceSize(i)
+	var out []int
+	k, _ := slices.BinarySearchFunc(info.Files, start, func(f metainfo.File, off int64) int {
+		switch {
+		case f.Offset+f.Length <= off:
+			return -1
+		case f.Offset > off:
+			return 1
+		}
+		return 0
+	})
+	for ; k < len(info.Files) && info.Files[k].Offset < end; k++ {
+		if f := info.Files[k]; !f.Padding && f.Length > 0 && f.Offset+f.Length > start {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// fillAll tops up every peer's requests.
+func (e *engine) fillAll() {
+	for p := range e.peers {
+		e.fillRequests(p)
+	}
+}
+
+// fillRequests asks a peer for more blocks when its pipeline has room.
+func (e *engine) fillRequests(p *peerConn) {
+	if p.closed || p.peerChoking || !p.amInterested || e.err != nil {
+		return
+	}
+	room := p.maxReqs - len(p.reqs)
+	if room <= 0 || (room < p.maxReqs/8 && len(p.reqs) > 0) {
+		return
+	}
+	if e.hashing >= maxHashQueue && e.picker.NumActive() > len(e.peers)+maxHashQueue {
+		return // verification is behind: do not start more pieces
+	}
+	e.scratch = e.picker.Pick(p, room, e.scratch[:0])
+	if len(e.scratch) == 0 {
+		return
+	}
+	p.reqs = append(p.reqs, e.scratch...)
+	if len(p.reqs) == len(e.scratch) {
+		p.lastBlock = time.Now() // the request timeout starts now
+	}
+	blocks := e.scratch
+	p.send(func(out []byte) []byte {
+		for _, b := range blocks {
+			out = peer.AppendRequest(out, peer.Request, uint32(b.Piece), uint32(b.Begin), uint32(b.Length))
+		}
+		return out
+	})
+}
+
+func (e *engine) setInterested(p *peerConn, on bool) {
+	if p.amInterested == on {
+		return
+	}
+	p.amInterested = on
+	t := peer.NotInterested
+	if on {
+		t = peer.Interested
+	}
+	p.send(func(out []byte) []byte { return peer.AppendMessage(out, &peer.Message{Type: t}) })
+	if !on {
+		for _, b := range p.reqs {
+			e.picker.Cancelled(b)
+		}
+		p.reqs = p.reqs[:0]
+	}
+}
+
+// unchokeMore unchokes interested peers while upload slots are free.
+func (e *engine) unchokeMore() {
+	for p := range e.peers {
+		if e.unchoked >= e.c.cfg.UploadSlots {
+			return
+		}
+		if p.amChoking && p.peerInterested {
+			p.amChoking = false
+			e.unchoked++
+			p.send(func(out []byte) []byte { return peer.AppendMessage(out, &peer.Message{Type: peer.Unchoke}) })
+		}
+	}
+}
+
+func (e *engine) onMessage(p *peerConn, m *peer.Message) {
+	switch m.Type {
+	case peer.Choke:
+		p.peerChoking = true
+		if !p.res.Fast() {
+			for _, b := range p.reqs {
+				e.picker.Cancelled(b)
+			}
+			p.reqs = p.reqs[:0]
+			e.fillAll()
+		}
+	case peer.Unchoke:
+		p.peerChoking = false
+		e.fillRequests(p)
+	case peer.Interested:
+		p.peerInterested = true
+		e.unchokeMore()
+	case peer.NotInterested:
+		p.peerInterested = false
+		if !p.amChoking {
+			p.amChoking = true
+			e.unchoked--
+			p.clearUploads()
+			p.send(func(out []byte) []byte { return peer.AppendMessage(out, &peer.Message{Type: peer.Choke}) })
+			e.unchokeMore()
+		}
+	case peer.Have:
+		i := int(m.Index)
+		if p.has.Set(i) {
+			e.picker.PeerHas(i)
+			if e.picker.Needs(i) {
+				e.setInterested(p, true)
+				e.fillRequests(p)
+			}
+		}
+	case peer.Bitfield, peer.HaveAll, peer.HaveNone:
+		if p.gotBitfield {
+			e.dropPeer(p, fmt.Errorf("%w: a second %s", peer.ErrBadMessage, m.Type))
+			return
+		}
+		switch m.Type {
+		case peer.Bitfield:
+			p.has = bitfield.FromBytes(m.Payload, e.info.NumPieces())
+		case peer.HaveAll:
+			p.has.SetAll()
+		}
+		for i := range p.has.Len() {
+			if p.has.Has(i) {
+				e.picker.PeerHas(i)
+			}
+		}
+		e.setInterested(p, e.picker.Interesting(p))
+		e.fillRequests(p)
+	case peer.Request:
+		e.onRequest(p, m)
+	case peer.Cancel:
+		p.cancelUpload(m.Index, m.Begin, m.Length)
+	case peer.Reject:
+		b := picker.Block{Piece: int(m.Index), Begin: int(m.Begin), Length: int(m.Length)}
+		if k := slices.Index(p.reqs, b); k >= 0 {
+			p.reqs = slices.Delete(p.reqs, k, k+1)
+			e.picker.Cancelled(b)
+			e.fillAll()
+		}
+	case peer.Extended:
+		if m.ExtendedID == 0 {
+			p.onExtendedHandshake(m.Payload)
+		}
+	}
+	if m.Type != peer.Extended {
+		p.gotBitfield = true // a bitfield may only come first (after the extension handshake)
+	}
+}
+
+func (e *engine) onRequest(p *peerConn, m *peer.Message) {
+	reject := func() {
+		if p.res.Fast() {
+			p.send(func(out []byte) []byte {
+				return peer.AppendRequest(out, peer.Reject, m.Index, m.Begin, m.Length)
+			})
+		}
+	}
+	if p.amChoking || !e.picker.Have(int(m.Index)) {
+		reject()
+		return
+	}
+	if !p.queueUpload(upload{index: m.Index, begin: m.Begin, length: m.Length}) {
+		reject()
+	}
+}
+
+// tick runs once a second: rates, pipeline depths, snubbing, new
+// connections, interest, stats.
+func (e *engine) tick(now time.Time, dt float64) {
+	d, u := e.downloaded.Load(), e.uploaded.Load()
+	e.downRate.add(d-e.lastDown, dt)
+	e.upRate.add(u-e.lastUp, dt)
+	e.lastDown, e.lastUp = d, u
+	for p := range e.peers {
+		p.down.add(p.received-p.lastReceived, dt)
+		p.lastReceived = p.received
+		if !p.snubbed && p.received > 0 {
+			depth := int(p.down.v * queueTime / peer.BlockSize)
+			p.maxReqs = max(minRequests, min(depth, p.reqq))
+		}
+		if len(p.reqs) > 0 && now.Sub(p.lastBlock) > e.c.cfg.RequestTimeout && !p.snubbed {
+			e.log.Debug("peer snubbed us", "addr", p.addr)
+			p.snubbed = true
+			p.maxReqs = 1
+			for _, b := range p.reqs {
+				e.picker.Cancelled(b)
+			}
+			p.reqs = p.reqs[:0]
+			e.fillAll()
+		}
+		if p.amInterested && e.picker.Missing() > 0 && !e.picker.Interesting(p) {
+			e.setInterested(p, false)
+		}
+		e.fillRequests(p)
+	}
+	e.connectMore(now)
+	e.snapshot = e.stats()
+}

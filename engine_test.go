@@ -1,0 +1,139 @@
+package aiotorrent
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/aiotorrent/aiotorrent/metainfo"
+)
+
+// testFile is a file of generated content.
+type testFile struct {
+	path string
+	size int
+}
+
+// makeTorrent writes files with random content under a new folder and
+// returns their torrent and the folder they are in (the seeder's data
+// folder).
+func makeTorrent(t testing.TB, name string, pieceLen int64, files ...testFile) (*metainfo.MetaInfo, string) {
+	t.Helper()
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(uint64(len(files)), uint64(pieceLen)))
+	root := filepath.Join(dir, name)
+	for _, f := range files {
+		p := root
+		if f.path != "" {
+			p = filepath.Join(root, filepath.FromSlash(f.path))
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, f.size)
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mi, err := metainfo.Create(context.Background(), root, metainfo.CreateOptions{PieceLength: pieceLen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mi, dir
+}
+
+func newTestClient(t testing.TB) *Client {
+	t.Helper()
+	c, err := NewClient(Config{ListenAddr: "127.0.0.1:0", NoTrackers: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func clientAddr(c *Client) netip.AddrPort {
+	return c.Addr().(*net.TCPAddr).AddrPort()
+}
+
+// startSeeder serves mi from dir in a new client.
+func startSeeder(t testing.TB, mi *metainfo.MetaInfo, dir string) *Client {
+	t.Helper()
+	c := newTestClient(t)
+	tor, err := c.Add(mi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tor.Start(WithDir(dir)); err != nil {
+		t.Fatal(err)
+	}
+	if s := tor.Stats(); s.PiecesVerified != s.Pieces {
+		t.Fatalf("seeder has %d of %d pieces", s.PiecesVerified, s.Pieces)
+	}
+	return c
+}
+
+func sameFile(t testing.TB, got, want string) {
+	t.Helper()
+	a, err := os.ReadFile(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a, b) {
+		t.Fatalf("%s differs from %s (%d and %d bytes)", got, want, len(a), len(b))
+	}
+}
+
+func TestDownloadFromOwnSeeder(t *testing.T) {
+	for _, strategy := range []Strategy{Default, Sequential} {
+		t.Run(strategy.String(), func(t *testing.T) {
+			mi, src := makeTorrent(t, "content", 32<<10,
+				testFile{"a.bin", 300 << 10}, testFile{"b/empty", 0}, testFile{"b/one", 1}, testFile{"c.bin", 123457})
+			seed := startSeeder(t, mi, src)
+			leech := newTestClient(t)
+			tor, err := leech.Add(mi)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tor.AddPeers(clientAddr(seed))
+			dst := t.TempDir()
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			var got []int
+			err = tor.DownloadAll(ctx, WithDir(dst), WithStrategy(strategy), OnPiece(func(p Piece) { got = append(got, p.Index) }))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range tor.Files() {
+				sameFile(t, filepath.Join(dst, filepath.FromSlash(f.Path)), filepath.Join(src, filepath.FromSlash(f.Path)))
+			}
+			if len(got) != tor.NumPieces() {
+				t.Fatalf("OnPiece saw %d pieces, want %d", len(got), tor.NumPieces())
+			}
+			if strategy == Sequential {
+				for i, p := range got {
+					if p != i {
+						t.Fatalf("sequential: piece %d reported at position %d: %v", p, i, got)
+					}
+				}
+			}
+			s := tor.Stats()
+			if !s.Done() || s.Downloaded < mi.Info.Length {
+				t.Fatalf("stats after download: %+v", s)
+			}
+		})
+	}
+}

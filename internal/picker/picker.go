@@ -1,0 +1,389 @@
+// Package picker chooses which blocks to request from which peer: the
+// piece strategies (rarest-first and sequential), finishing started
+// pieces first, and endgame.
+//
+// A Picker is owned by one goroutine (the torrent's event loop) and is not
+// safe for concurrent use.
+package picker
+
+import (
+	"math/rand/v2"
+	"slices"
+
+	"github.com/aiotorrent/aiotorrent/internal/bitfield"
+)
+
+// BlockSize is the size of a requested block; the last block of a piece
+// may be shorter.
+const BlockSize = 16 << 10
+
+// Strategy says in which order pieces are fetched.
+type Strategy int
+
+const (
+	// RarestFirst fetches the pieces fewest peers have first, at random
+	// among equals: the swarm's health first, completion in any order.
+	RarestFirst Strategy = iota
+	// Sequential fetches pieces in index order.
+	Sequential
+)
+
+// Block is one block request.
+type Block struct {
+	Piece  int
+	Begin  int // byte offset within the piece
+	Length int
+}
+
+// Peer is what the picker needs to know of a peer.
+type Peer interface {
+	// Has reports whether the peer has piece i.
+	Has(i int) bool
+	// Requested reports whether a request for the block is outstanding
+	// to this peer (used in endgame not to ask a peer twice).
+	Requested(b Block) bool
+}
+
+// piece is a piece being fetched.
+type piece struct {
+	index     int
+	requested []uint8 // per block: outstanding requests
+	received  []bool
+	nreceived int
+	pending   int // blocks not yet requested once
+}
+
+// Picker tracks what we have, what peers have, and which blocks are asked
+// for.
+type Picker struct {
+	n         int
+	pieceLen  int64
+	length    int64
+	have      *bitfield.Bitfield
+	wanted    *bitfield.Bitfield
+	nwanted   int // wanted pieces we lack
+	avail     []int32
+	seeds     int32 // peers with every piece, not counted in avail
+	active    []*piece
+	actives   []int // indexes of active pieces, oldest first
+	strategy  Strategy
+	rng       *rand.Rand
+	order     []int // rarest-first candidates, sorted by availability
+	dirty     bool  // order must be rebuilt
+	seqCursor int   // no wanted missing piece before it
+}
+
+// New returns a Picker for n pieces of pieceLen bytes (the last one
+// shorter, up to length), wanting nothing and having nothing yet.
+func New(n int, pieceLen, length int64) *Picker {
+	return &Picker{
+		n: n, pieceLen: pieceLen, length: length,
+		have:   bitfield.New(n),
+		wanted: bitfield.New(n),
+		avail:  make([]int32, n),
+		active: make([]*piece, n),
+		rng:    rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+		dirty:  true,
+	}
+}
+
+// SetStrategy changes the strategy for the pieces picked from now on.
+func (p *Picker) SetStrategy(s Strategy) { p.strategy = s; p.seqCursor = 0 }
+
+// Strategy returns the current strategy.
+func (p *Picker) Strategy() Strategy { return p.strategy }
+
+// PieceSize is the size of piece i.
+func (p *Picker) PieceSize(i int) int {
+	if i == p.n-1 {
+		return int(p.length - int64(i)*p.pieceLen)
+	}
+	return int(p.pieceLen)
+}
+
+// NumBlocks is the number of blocks of piece i.
+func (p *Picker) NumBlocks(i int) int { return (p.PieceSize(i) + BlockSize - 1) / BlockSize }
+
+// Want marks piece i wanted or not. Pieces being fetched stay active.
+func (p *Picker) Want(i int, want bool) {
+	if want {
+		if p.wanted.Set(i) && !p.have.Has(i) {
+			p.nwanted++
+			p.dirty = true
+			p.seqCursor = min(p.seqCursor, i)
+		}
+	} else if p.wanted.Clear(i) && !p.have.Has(i) {
+		p.nwanted--
+	}
+}
+
+// Wanted reports whether piece i is wanted.
+func (p *Picker) Wanted(i int) bool { return p.wanted.Has(i) }
+
+// Have reports whether piece i is verified.
+func (p *Picker) Have(i int) bool { return p.have.Has(i) }
+
+// HaveBitfield returns the set of verified pieces; it must not be changed.
+func (p *Picker) HaveBitfield() *bitfield.Bitfield { return p.have }
+
+// Missing is the number of wanted pieces not verified yet.
+func (p *Picker) Missing() int { return p.nwanted }
+
+// Availability is the number of connected peers with piece i.
+func (p *Picker) Availability(i int) int { return int(p.avail[i] + p.seeds) }
+
+// PeerHas counts a peer's piece i.
+func (p *Picker) PeerHas(i int) { p.avail[i]++; p.dirty = true }
+
+// PeerLost uncounts a peer's piece i (the peer left).
+func (p *Picker) PeerLost(i int) { p.avail[i]--; p.dirty = true }
+
+// SeedJoined and SeedLeft count peers that have every piece.
+func (p *Picker) SeedJoined() { p.seeds++ }
+
+// SeedLeft uncounts a peer that had every piece.
+func (p *Picker) SeedLeft() { p.seeds-- }
+
+// Interesting reports whether a peer has a wanted piece we lack. It scans
+// the pieces; callers check a single piece on each have message instead.
+func (p *Picker) Interesting(peer Peer) bool {
+	if p.nwanted == 0 {
+		return false
+	}
+	for i := range p.n {
+		if p.wanted.Has(i) && !p.have.Has(i) && peer.Has(i) {
+			return true
+		}
+	}
+	return false
+}
+
+// Needs reports whether piece i is wanted and not verified.
+func (p *Picker) Needs(i int) bool { return p.wanted.Has(i) && !p.have.Has(i) }
+
+// Pick appends to dst up to max blocks to request from peer, marks them
+// requested, and returns dst. It finishes active pieces first, then
+// starts new ones by the strategy, and in endgame (every missing block
+// already requested) asks for blocks other peers were asked for.
+func (p *Picker) Pick(peer Peer, max int, dst []Block) []Block {
+	if max <= 0 || p.nwanted == 0 {
+		return dst
+	}
+	start := len(dst)
+	// Active pieces, in the order they were started (sequential: by index).
+	for _, i := range p.actives {
+		if len(dst)-start >= max {
+			return dst
+		}
+		pc := p.active[i]
+		if pc.pending > 0 && peer.Has(i) {
+			dst = p.takePending(pc, max-(len(dst)-start), dst)
+		}
+	}
+	for len(dst)-start < max {
+		i := p.next(peer)
+		if i < 0 {
+			break
+		}
+		pc := p.activate(i)
+		dst = p.takePending(pc, max-(len(dst)-start), dst)
+	}
+	if len(dst)-start < max && p.endgame() {
+		for _, i := range p.actives {
+			pc := p.active[i]
+			if !peer.Has(i) {
+				continue
+			}
+			for b := range pc.requested {
+				if len(dst)-start >= max {
+					return dst
+				}
+				blk := p.block(i, b)
+				if pc.received[b] || pc.requested[b] >= 3 || peer.Requested(blk) {
+					continue
+				}
+				pc.requested[b]++
+				dst = append(dst, blk)
+			}
+		}
+	}
+	return dst
+}
+
+// endgame reports whether every block of every wanted missing piece is
+// requested or received: no piece left to start, nothing pending.
+func (p *Picker) endgame() bool {
+	started := 0
+	for _, i := range p.actives {
+		if p.active[i].pending > 0 {
+			return false
+		}
+		if p.wanted.Has(i) {
+			started++
+		}
+	}
+	return started >= p.nwanted
+}
+
+func (p *Picker) block(i, b int) Block {
+	begin := b * BlockSize
+	return Block{Piece: i, Begin: begin, Length: min(BlockSize, p.PieceSize(i)-begin)}
+}
+
+func (p *Picker) takePending(pc *piece, max int, dst []Block) []Block {
+	for b := 0; b < len(pc.requested) && max > 0 && pc.pending > 0; b++ {
+		if pc.requested[b] == 0 && !pc.received[b] {
+			pc.requested[b] = 1
+			pc.pending--
+			max--
+			dst = append(dst, p.block(pc.index, b))
+		}
+	}
+	return dst
+}
+
+func (p *Picker) activate(i int) *piece {
+	nb := p.NumBlocks(i)
+	pc := &piece{index: i, requested: make([]uint8, nb), received: make([]bool, nb), pending: nb}
+	p.active[i] = pc
+	if p.strategy == Sequential {
+		at, _ := slices.BinarySearch(p.actives, i)
+		p.actives = slices.Insert(p.actives, at, i)
+	} else {
+		p.actives = append(p.actives, i)
+	}
+	return pc
+}
+
+// next returns the next piece to start for peer, or -1.
+func (p *Picker) next(peer Peer) int {
+	if p.strategy == Sequential {
+		for p.seqCursor < p.n && !p.Needs(p.seqCursor) {
+			p.seqCursor++
+		}
+		for i := p.seqCursor; i < p.n; i++ {
+			if p.Needs(i) && p.active[i] == nil && peer.Has(i) {
+				return i
+			}
+		}
+		return -1
+	}
+	if p.dirty {
+		p.rebuild()
+	}
+	skipped := 0
+	for _, i := range p.order {
+		if !p.Needs(i) || p.active[i] != nil {
+			skipped++
+			continue
+		}
+		if peer.Has(i) {
+			if skipped > 64 {
+				p.dirty = true // compact on the next pick
+			}
+			return i
+		}
+	}
+	return -1
+}
+
+// rebuild sorts the wanted missing idle pieces by availability, at random
+// among equals.
+func (p *Picker) rebuild() {
+	p.order = p.order[:0]
+	for i := range p.n {
+		if p.Needs(i) && p.active[i] == nil {
+			p.order = append(p.order, i)
+		}
+	}
+	p.rng.Shuffle(len(p.order), func(a, b int) { p.order[a], p.order[b] = p.order[b], p.order[a] })
+	slices.SortStableFunc(p.order, func(a, b int) int { return int(p.avail[a] - p.avail[b]) })
+	p.dirty = false
+}
+
+// Received records block b's arrival. It reports whether the block was
+// still needed (false for a duplicate or unrequested block) and whether
+// the piece is now complete, ready for hashing.
+func (p *Picker) Received(b Block) (needed, complete bool) {
+	pc := p.active[b.Piece]
+	if pc == nil || b.Begin%BlockSize != 0 {
+		return false, false
+	}
+	k := b.Begin / BlockSize
+	if k >= len(pc.received) || pc.received[k] || p.block(b.Piece, k).Length != b.Length {
+		return false, false
+	}
+	pc.received[k] = true
+	pc.nreceived++
+	if pc.requested[k] == 0 {
+		pc.pending-- // arrived without being asked for (a late block after a cancel)
+	} else {
+		pc.requested[k]--
+	}
+	return true, pc.nreceived == len(pc.received)
+}
+
+// Cancelled records that a request for b will not be answered (the peer
+// choked, rejected, timed out or left); the block is pending again unless
+// another request for it is outstanding.
+func (p *Picker) Cancelled(b Block) {
+	pc := p.active[b.Piece]
+	if pc == nil {
+		return
+	}
+	k := b.Begin / BlockSize
+	if k >= len(pc.requested) || pc.requested[k] == 0 {
+		return
+	}
+	pc.requested[k]--
+	if pc.requested[k] == 0 && !pc.received[k] {
+		pc.pending++
+	}
+}
+
+// Outstanding reports whether block b still awaits data.
+func (p *Picker) Outstanding(b Block) bool {
+	pc := p.active[b.Piece]
+	k := b.Begin / BlockSize
+	return pc != nil && k < len(pc.received) && !pc.received[k]
+}
+
+// Failed resets piece i after a failed hash check: it is fetched again.
+func (p *Picker) Failed(i int) {
+	p.deactivate(i)
+	p.dirty = true
+	p.seqCursor = min(p.seqCursor, i)
+}
+
+// Verified marks piece i as had.
+func (p *Picker) Verified(i int) {
+	p.deactivate(i)
+	if p.have.Set(i) && p.wanted.Has(i) {
+		p.nwanted--
+	}
+}
+
+// Unverified marks piece i as missing again (its data was lost).
+func (p *Picker) Unverified(i int) {
+	if p.have.Clear(i) && p.wanted.Has(i) {
+		p.nwanted++
+		p.dirty = true
+		p.seqCursor = min(p.seqCursor, i)
+	}
+}
+
+func (p *Picker) deactivate(i int) {
+	if p.active[i] == nil {
+		return
+	}
+	p.active[i] = nil
+	if k := slices.Index(p.actives, i); k >= 0 {
+		p.actives = slices.Delete(p.actives, k, k+1)
+	}
+}
+
+// Active reports whether piece i is being fetched.
+func (p *Picker) Active(i int) bool { return p.active[i] != nil }
+
+// NumActive is the number of pieces being fetched.
+func (p *Picker) NumActive() int { return len(p.actives) }

@@ -1,0 +1,335 @@
+package aiotorrent
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/aiotorrent/aiotorrent/bencode"
+	"github.com/aiotorrent/aiotorrent/internal/bitfield"
+	"github.com/aiotorrent/aiotorrent/internal/picker"
+	"github.com/aiotorrent/aiotorrent/peer"
+)
+
+// keepAliveEvery is how often a keep-alive goes to a peer we have sent
+// nothing else to.
+const keepAliveEvery = time.Minute
+
+// upload is a block a peer asked us for.
+type upload struct{ index, begin, length uint32 }
+
+// peerConn is one connected peer. Its reader and writer goroutines talk to
+// the torrent's loop; the fields under "loop" belong to the loop.
+type peerConn struct {
+	e        *engine
+	conn     net.Conn
+	addr     netip.AddrPort
+	id       [20]byte
+	res      peer.Reserved
+	outgoing bool
+
+	mu      sync.Mutex    // guards out, ups and dead
+	out     []byte        // messages to write
+	ups     []upload      // blocks to send
+	dead    bool          // closed: queue nothing more
+	wake    chan struct{} // poked when out or ups gain something
+	stopped chan struct{} // closed when the connection is closed
+
+	// loop
+	has            *bitfield.Bitfield
+	gotBitfield    bool
+	amChoking      bool
+	amInterested   bool
+	peerChoking    bool
+	peerInterested bool
+	reqs           []picker.Block // our requests awaiting blocks
+	maxReqs        int
+	reqq           int // the peer's request queue limit
+	lastBlock      time.Time
+	received       int64
+	lastReceived   int64
+	down           rate
+	snubbed        bool
+	strikes        int
+	closed         bool
+	banned         bool
+	client         string // from the extension handshake
+}
+
+func newPeerConn(e *engine, conn net.Conn, a netip.AddrPort, id [20]byte, res peer.Reserved, outgoing bool) *peerConn {
+	return &peerConn{
+		e: e, conn: conn, addr: a, id: id, res: res, outgoing: outgoing,
+		wake:        make(chan struct{}, 1),
+		stopped:     make(chan struct{}),
+		has:         bitfield.New(e.info.NumPieces()),
+		amChoking:   true,
+		peerChoking: true,
+		maxReqs:     initialRequests,
+		reqq:        maxRequests,
+		lastBlock:   time.Now(),
+	}
+}
+
+// Has and Requested make a peerConn a picker.Peer.
+func (p *peerConn) Has(i int) bool { return p.has.Has(i) }
+
+// Requested reports an outstanding request for b to this peer.
+func (p *peerConn) Requested(b picker.Block) bool { return slices.Contains(p.reqs, b) }
+
+// send appends messages for the writer; fn appends them to the buffer.
+func (p *peerConn) send(fn func([]byte) []byte) {
+	p.mu.Lock()
+	if !p.dead {
+		p.out = fn(p.out)
+	}
+	p.mu.Unlock()
+	p.poke()
+}
+
+func (p *peerConn) poke() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// queueUpload queues a requested block; false if the queue is full.
+func (p *peerConn) queueUpload(u upload) bool {
+	p.mu.Lock()
+	ok := !p.dead && len(p.ups) < maxPeerRequests
+	if ok {
+		p.ups = append(p.ups, u)
+	}
+	p.mu.Unlock()
+	p.poke()
+	return ok
+}
+
+func (p *peerConn) cancelUpload(index, begin, length uint32) {
+	p.mu.Lock()
+	if k := slices.Index(p.ups, upload{index, begin, length}); k >= 0 {
+		p.ups = slices.Delete(p.ups, k, k+1)
+	}
+	p.mu.Unlock()
+}
+
+// clearUploads drops queued uploads (we choked the peer).
+func (p *peerConn) clearUploads() {
+	p.mu.Lock()
+	p.ups = p.ups[:0]
+	p.mu.Unlock()
+}
+
+// close closes the connection; the reader and writer then end.
+func (p *peerConn) close() {
+	p.mu.Lock()
+	p.dead = true
+	p.mu.Unlock()
+	close(p.stopped)
+	p.conn.Close()
+}
+
+// sendInitial queues the extension handshake and what we have.
+func (p *peerConn) sendInitial() {
+	e := p.e
+	if p.res.Extended() {
+		hs := extHandshake{V: "aiotorrent 0.1", Reqq: maxPeerRequests, M: map[string]int{}}
+		if port := e.c.port(); port != 0 {
+			hs.P = int(port)
+		}
+		payload, err := bencode.Marshal(hs)
+		if err == nil {
+			p.send(func(out []byte) []byte {
+				return peer.AppendMessage(out, &peer.Message{Type: peer.Extended, ExtendedID: 0, Payload: payload})
+			})
+		}
+	}
+	have := e.picker.HaveBitfield()
+	switch {
+	case p.res.Fast() && have.Full():
+		p.send(func(out []byte) []byte { return peer.AppendMessage(out, &peer.Message{Type: peer.HaveAll}) })
+	case p.res.Fast() && have.Count() == 0:
+		p.send(func(out []byte) []byte { return peer.AppendMessage(out, &peer.Message{Type: peer.HaveNone}) })
+	case have.Count() > 0:
+		bits := slices.Clone(have.Bytes())
+		p.send(func(out []byte) []byte {
+			return peer.AppendMessage(out, &peer.Message{Type: peer.Bitfield, Payload: bits})
+		})
+	}
+}
+
+// extHandshake is the BEP 10 handshake dictionary (the keys we use).
+type extHandshake struct {
+	M    map[string]int `bencode:"m"`
+	V    string         `bencode:"v,omitempty"`
+	P    int            `bencode:"p,omitempty"`
+	Reqq int            `bencode:"reqq,omitempty"`
+}
+
+func (p *peerConn) onExtendedHandshake(payload []byte) {
+	var hs struct {
+		V    string `bencode:"v"`
+		Reqq int64  `bencode:"reqq"`
+	}
+	d := bencode.Decoder{MaxDepth: 8, MaxSize: peer.MaxExtendedLen}
+	if err := d.Unmarshal(payload, &hs); err != nil {
+		// Unknown shapes of optional keys are not worth dropping a peer for.
+		p.e.log.Debug("extension handshake", "addr", p.addr, "err", err)
+		return
+	}
+	p.client = sanitizeClient(hs.V)
+	if hs.Reqq > 0 {
+		p.reqq = int(min(hs.Reqq, maxRequests))
+		p.maxReqs = min(p.maxReqs, p.reqq)
+	}
+}
+
+func sanitizeClient(s string) string {
+	if len(s) > 64 {
+		s = s[:64]
+	}
+	b := []rune{}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			r = '?'
+		}
+		b = append(b, r)
+	}
+	return string(b)
+}
+
+// readLoop reads messages and hands them to the loop.
+func (p *peerConn) readLoop() {
+	e := p.e
+	defer e.wg.Done()
+	r := peer.NewReader(p.conn, e.limits)
+	var cur *block
+	r.Block = func(int) []byte {
+		cur = getBlock()
+		return cur[:]
+	}
+	var m peer.Message
+	for {
+		p.conn.SetReadDeadline(time.Now().Add(e.c.cfg.IdleTimeout))
+		err := r.ReadMessage(&m)
+		if err != nil {
+			if cur != nil {
+				putBlock(cur)
+			}
+			select {
+			case e.events <- event{kind: evClosed, p: p, err: err}:
+			case <-e.ctx.Done():
+			}
+			return
+		}
+		ev := event{kind: evMsg, p: p, msg: m}
+		switch m.Type {
+		case peer.KeepAlive:
+			continue
+		case peer.Piece:
+			ev.kind, ev.block, ev.msg.Payload = evBlock, cur, nil
+			cur = nil
+		default:
+			if m.Payload != nil {
+				ev.msg.Payload = slices.Clone(m.Payload)
+			}
+		}
+		select {
+		case e.events <- ev:
+		case <-e.ctx.Done():
+			if ev.block != nil {
+				putBlock(ev.block)
+			}
+			return
+		case <-p.stopped:
+			if ev.block != nil {
+				putBlock(ev.block)
+			}
+			return
+		}
+	}
+}
+
+// writeLoop writes queued messages and requested blocks.
+func (p *peerConn) writeLoop() {
+	e := p.e
+	defer e.wg.Done()
+	bw := bufio.NewWriterSize(p.conn, 64<<10)
+	var spare []byte
+	buf := new(block)
+	var hdr [13]byte
+	keepAlive := time.NewTicker(keepAliveEvery)
+	defer keepAlive.Stop()
+	wrote := false
+	fail := func(err error) {
+		select {
+		case e.events <- event{kind: evClosed, p: p, err: err}:
+		case <-e.ctx.Done():
+		case <-p.stopped:
+		}
+	}
+	for {
+		select {
+		case <-p.wake:
+		case <-keepAlive.C:
+			if !wrote {
+				p.send(func(out []byte) []byte { return peer.AppendMessage(out, &peer.Message{Type: peer.KeepAlive}) })
+			}
+			wrote = false
+			continue
+		case <-p.stopped:
+			return
+		case <-e.ctx.Done():
+			return
+		}
+		for {
+			p.mu.Lock()
+			out := p.out
+			p.out = spare[:0]
+			var u upload
+			have := len(p.ups) > 0
+			if have {
+				u = p.ups[0]
+				p.ups = p.ups[1:]
+			}
+			p.mu.Unlock()
+			if len(out) == 0 && !have {
+				break
+			}
+			wrote = true
+			p.conn.SetWriteDeadline(time.Now().Add(e.c.cfg.IdleTimeout))
+			if _, err := bw.Write(out); err != nil {
+				fail(err)
+				return
+			}
+			spare = out
+			if have {
+				n := int(u.length)
+				off := int64(u.index)*e.info.PieceLength + int64(u.begin)
+				if _, err := e.store.ReadAt(buf[:n], off); err != nil {
+					e.log.Warn("read block to upload", "piece", u.index, "err", err)
+					continue
+				}
+				if _, err := bw.Write(peer.AppendPieceHeader(hdr[:0], u.index, u.begin, n)); err != nil {
+					fail(err)
+					return
+				}
+				if _, err := bw.Write(buf[:n]); err != nil {
+					fail(err)
+					return
+				}
+				e.uploaded.Add(int64(n))
+			}
+		}
+		if err := bw.Flush(); err != nil {
+			fail(err)
+			return
+		}
+	}
+}
+
+var errBanned = errors.New("banned")

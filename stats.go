@@ -1,0 +1,113 @@
+package aiotorrent
+
+import (
+	"time"
+)
+
+// Stats is a snapshot of a running torrent.
+type Stats struct {
+	// Running reports whether the torrent is started (downloading or
+	// serving).
+	Running bool
+	// Pieces is the number of pieces; PiecesVerified how many we have.
+	Pieces, PiecesVerified int
+	// Wanted is the size of the pieces of the selected files;
+	// WantedVerified how much of it is verified. Their ratio is the
+	// download's progress.
+	Wanted, WantedVerified int64
+	// Verified is the size of every verified piece.
+	Verified int64
+	// Downloaded and Uploaded count payload bytes (blocks) received and
+	// sent since the torrent started; Wasted the received bytes thrown
+	// away (duplicates, or pieces that failed their hash check).
+	Downloaded, Uploaded, Wasted int64
+	// DownloadRate and UploadRate are in bytes per second, averaged over
+	// a few seconds.
+	DownloadRate, UploadRate float64
+	// Peers is the number of connected peers, Seeds how many of them have
+	// every piece, Connecting the connections being made, Known the peer
+	// addresses learnt.
+	Peers, Seeds, Connecting, Known int
+	// Trackers says how each tracker answered.
+	Trackers []TrackerStats
+	// Err is the error that stopped the torrent, if any (a disk error).
+	Err error
+}
+
+// Done reports whether every selected piece is verified.
+func (s *Stats) Done() bool { return s.Running && s.WantedVerified == s.Wanted }
+
+// TrackerStats is how one tracker answered.
+type TrackerStats struct {
+	URL          string
+	Tier         int
+	State        string // "not contacted", "announcing", "working" or "failing"
+	LastError    string
+	LastAnnounce time.Time
+	NextAnnounce time.Time
+	Interval     time.Duration
+	Peers        int // in its last reply
+	Seeders      int // -1 when it did not say
+	Leechers     int
+	Failures     int // in a row
+}
+
+// Stats returns a snapshot of the torrent's state. A torrent that is not
+// running reports only its piece count.
+func (t *Torrent) Stats() Stats {
+	e := t.running()
+	if e == nil {
+		return Stats{Pieces: t.NumPieces()}
+	}
+	var s Stats
+	if !e.callWait(func() { s = e.stats() }) {
+		return Stats{Pieces: t.NumPieces()}
+	}
+	return s
+}
+
+// stats builds a snapshot, on the loop.
+func (e *engine) stats() Stats {
+	s := Stats{
+		Running:      true,
+		Pieces:       e.info.NumPieces(),
+		Downloaded:   e.downloaded.Load(),
+		Uploaded:     e.uploaded.Load(),
+		Wasted:       e.wasted.Load(),
+		DownloadRate: e.downRate.v,
+		UploadRate:   e.upRate.v,
+		Peers:        len(e.peers),
+		Connecting:   e.dialing,
+		Known:        len(e.known),
+		Err:          e.err,
+	}
+	for i := range s.Pieces {
+		size := e.info.PieceSize(i)
+		have := e.picker.Have(i)
+		if have {
+			s.PiecesVerified++
+			s.Verified += size
+		}
+		if e.picker.Wanted(i) {
+			s.Wanted += size
+			if have {
+				s.WantedVerified += size
+			}
+		}
+	}
+	for p := range e.peers {
+		if p.has.Full() {
+			s.Seeds++
+		}
+	}
+	if e.announcer != nil {
+		for _, ts := range e.announcer.Stats() {
+			s.Trackers = append(s.Trackers, TrackerStats{
+				URL: ts.URL, Tier: ts.Tier, State: string(ts.State), LastError: ts.LastError,
+				LastAnnounce: ts.LastTry, NextAnnounce: ts.NextTry, Interval: ts.Interval,
+				Peers: ts.Peers, Seeders: ts.Seeders, Leechers: ts.Leechers, Failures: ts.Failures,
+			})
+		}
+	}
+	return s
+}

@@ -1,0 +1,709 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/aiotorrent/aiotorrent/metainfo"
+)
+
+// DefaultMaxOpenFiles is the bound on open handles when
+// [FileOptions.MaxOpenFiles] is 0.
+const DefaultMaxOpenFiles = 64
+
+// FileOptions configure [NewFile]. The zero value selects every file.
+type FileOptions struct {
+	// Selected[i] says whether file i (an index into info.Files, padding
+	// included) is wanted. Nil means every file. Only selected files are
+	// ever created.
+	Selected []bool
+	// MaxOpenFiles bounds the number of open file handles, the parts file
+	// included; past it the least recently used idle handle is closed.
+	// 0 means [DefaultMaxOpenFiles].
+	MaxOpenFiles int
+	// PartsFile is the path of the file that keeps the bytes of boundary
+	// pieces (pieces shared with a selected file) that belong to files
+	// which are not selected, so that those pieces can still be verified
+	// and uploaded. "" means dir/.<info hash in hex>.parts. A path given
+	// here is the caller's and is used as given (relative to the working
+	// directory when not absolute); only the default is confined to dir.
+	//
+	// The parts file is a sparse file: each byte sits at its content
+	// offset, so it is as long as the end of the last byte it holds but
+	// takes disk space only for what was written (on file systems without
+	// sparse files, such as FAT, it takes all of it). It is created only
+	// when such bytes are first written, and it is never removed: it is
+	// what lets a restarted download verify those pieces again. Deleting
+	// it once the download is finished, or when the torrent is removed, is
+	// the caller's business.
+	PartsFile string
+}
+
+// File is a [Storage] that keeps the content in files under a folder,
+// laid out as the torrent says: dir/Name for a single-file torrent,
+// dir/Name/path... for a multi-file one.
+//
+// Every path is confined to dir twice: each component is checked to be a
+// plain name, and every file is opened through an [os.Root], so neither
+// ".." nor a symbolic link can lead outside dir.
+//
+// Files are opened lazily: for writing (created, with their folders, if
+// need be) on the first write, and for reading, without ever being
+// created, on the first read. At most MaxOpenFiles handles are open at
+// once; the least recently used idle one is closed to open another, and a
+// handle is never closed while a read or write on it is in progress.
+// Reads and writes run without any lock held, so goroutines working on
+// different files, or on the same open file, do not wait for each other.
+//
+// Files are created with mode 0o644 (0o755 for files the torrent marks
+// executable, BEP 47 attribute "x"), folders with 0o755, both subject to
+// the umask. Existing files are opened as they are, never truncated, so a
+// download can resume over them. Data is made durable (fsync) by
+// [File.FileComplete] and [File.Close]; a handle closed to make room for
+// another is not synced first.
+type File struct {
+	dir       string   // as given to NewFile, for messages
+	root      *os.Root // dir
+	layout    layout
+	files     []fileInfo // one per file of the torrent
+	parts     int        // index of the parts file in slots: len(files)
+	partsPath string     // the parts file, relative to root if partsRoot
+	partsRoot bool
+	maxOpen   int
+
+	closed atomic.Bool // set under mu, read without it for quick refusals
+
+	mu       sync.Mutex
+	cond     sync.Cond // L is &mu; broadcast when a slot changes state or its refs drop to 0, and on Close
+	slots    []slot    // guarded by mu; one per file, then the parts file
+	head     int32     // guarded by mu; most recently used open slot, or -1
+	tail     int32     // guarded by mu; least recently used open slot, or -1
+	nopen    int       // guarded by mu; slots not closed (opening, open or closing): handles in use or about to be
+	nlru     int       // guarded by mu; slots in the LRU list (state open)
+	peakOpen int       // guarded by mu; highest nopen seen, for tests
+	closeErr error     // guarded by mu; first error closing an evicted handle, reported by Close
+}
+
+// fileInfo is what File knows of one file of the torrent.
+type fileInfo struct {
+	rel      string // path under the root, with the OS's separators; "" for padding files
+	selected bool
+	perm     os.FileMode
+}
+
+// slotState is the life cycle of a file handle.
+type slotState uint8
+
+const (
+	stateClosed  slotState = iota // no handle
+	stateOpening                  // a goroutine is opening it without the lock
+	stateOpen                     // open, in the LRU list
+	stateClosing                  // a goroutine is closing it without the lock
+)
+
+// slot is the handle of one file. All fields are guarded by File.mu.
+type slot struct {
+	f          *os.File // set in stateOpen
+	refs       int32    // reads, writes and syncs in progress on f
+	prev, next int32    // LRU links, -1 at the ends
+	state      slotState
+	writable   bool // f was opened read-write
+	dirty      bool // f was written since it was opened or synced
+	exists     bool // the file is known to exist, so a read needs no stat first
+	upgrading  bool // a writer waits to reopen a read-only f: new readers wait too
+}
+
+// access is what a caller of acquire wants to do with a file.
+type access uint8
+
+const (
+	accessRead  access = iota // read (read-write if allowed, read-only if not); never create
+	accessWrite               // write; create the file and its folders if need be
+)
+
+// NewFile returns a [File] that keeps the content of the torrent described
+// by info under dir, creating dir if it does not exist. hash is the
+// torrent's info hash: it names the default parts file.
+//
+// NewFile creates the selected files of length zero (and their folders)
+// right away, since no write will ever create them; every other file is
+// created by its first write.
+//
+// NewFile refuses a torrent whose files are not laid out consistently, and
+// any path that is not a plain relative path under dir.
+func NewFile(dir string, info *metainfo.Info, hash metainfo.Hash, opts FileOptions) (*File, error) {
+	l, err := newLayout(info)
+	if err != nil {
+		return nil, err
+	}
+	if dir == "" {
+		return nil, errors.New("storage: empty folder name")
+	}
+	if opts.Selected != nil && len(opts.Selected) != len(info.Files) {
+		return nil, fmt.Errorf("storage: %d selection flags for %d files", len(opts.Selected), len(info.Files))
+	}
+	if opts.MaxOpenFiles < 0 {
+		return nil, fmt.Errorf("storage: MaxOpenFiles %d", opts.MaxOpenFiles)
+	}
+	s := &File{
+		dir:     dir,
+		layout:  l,
+		files:   make([]fileInfo, len(info.Files)),
+		parts:   len(info.Files),
+		maxOpen: opts.MaxOpenFiles,
+		slots:   make([]slot, len(info.Files)+1),
+		head:    -1,
+		tail:    -1,
+	}
+	if s.maxOpen == 0 {
+		s.maxOpen = DefaultMaxOpenFiles
+	}
+	s.cond.L = &s.mu
+	for i := range s.slots {
+		s.slots[i].prev, s.slots[i].next = -1, -1
+	}
+
+	if opts.PartsFile == "" {
+		s.partsPath, s.partsRoot = "."+hash.String()+".parts", true
+	} else {
+		s.partsPath = opts.PartsFile
+	}
+	absDir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	absParts := filepath.Join(absDir, s.partsPath)
+	if !s.partsRoot {
+		if absParts, err = filepath.Abs(s.partsPath); err != nil {
+			return nil, fmt.Errorf("storage: parts file: %w", err)
+		}
+	}
+
+	for i, f := range info.Files {
+		fi := &s.files[i]
+		fi.selected = opts.Selected == nil || opts.Selected[i]
+		if f.Padding {
+			fi.selected = false
+			continue
+		}
+		if fi.rel, err = localPath(f.Path); err != nil {
+			return nil, fmt.Errorf("storage: file %d: %w", i, err)
+		}
+		if p := filepath.Join(absDir, fi.rel); p == absParts || strings.HasPrefix(absParts, p+string(filepath.Separator)) {
+			return nil, fmt.Errorf("storage: file %d: path %s is the parts file's", i, p)
+		}
+		fi.perm = 0o644
+		if strings.ContainsRune(f.Attr, 'x') {
+			fi.perm = 0o755
+		}
+	}
+
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	if s.root, err = os.OpenRoot(dir); err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	for i, f := range info.Files {
+		if f.Length != 0 || !s.files[i].selected {
+			continue
+		}
+		h, _, err := s.open(i, accessWrite)
+		if err == nil {
+			err = h.Close()
+		}
+		if err != nil {
+			s.root.Close()
+			return nil, s.fail("create", i, err)
+		}
+	}
+	return s, nil
+}
+
+// localPath joins the components of a torrent's file path into a path
+// relative to the download folder, refusing anything but plain names.
+// metainfo has checked them already; this is the second line of defence,
+// the os.Root the files are opened in being the third.
+func localPath(path []string) (string, error) {
+	if len(path) == 0 {
+		return "", errors.New("empty path")
+	}
+	for _, c := range path {
+		if c == "" || c == "." || c == ".." || strings.ContainsAny(c, "/\\\x00") || filepath.VolumeName(c) != "" {
+			return "", fmt.Errorf("path %q: bad component %q", path, c)
+		}
+	}
+	rel := filepath.Join(path...)
+	if !filepath.IsLocal(rel) {
+		return "", fmt.Errorf("path %q is not inside the download folder", path)
+	}
+	return rel, nil
+}
+
+// ReadAt implements [Storage.ReadAt]. A file shorter than the bytes read
+// from it (partly written) gives an error wrapping io.ErrUnexpectedEOF.
+//
+// Bytes of files that are not selected are read from the parts file: with
+// an error wrapping fs.ErrNotExist if there is none yet, io.ErrUnexpectedEOF
+// past its end, and as zeros in a hole (bytes never written before the
+// last ones that were), so such a piece simply fails its hash check.
+func (s *File) ReadAt(p []byte, off int64) (int, error) {
+	if s.closed.Load() {
+		return 0, ErrClosed
+	}
+	if off < 0 {
+		return 0, fmt.Errorf("storage: read at negative offset %d", off)
+	}
+	if off >= s.layout.length {
+		if len(p) == 0 {
+			return 0, nil
+		}
+		return 0, io.EOF
+	}
+	var eof error
+	if rest := s.layout.length - off; int64(len(p)) > rest {
+		p, eof = p[:rest], io.EOF
+	}
+	n := 0
+	for i := s.layout.fileAt(off); n < len(p); i++ {
+		f := &s.layout.files[i]
+		if f.length == 0 {
+			continue
+		}
+		seg := p[n : n+int(f.segment(off, int64(len(p)-n)))]
+		var err error
+		switch {
+		case f.padding:
+			clear(seg)
+		case s.files[i].selected:
+			err = s.readFile(i, seg, off-f.offset)
+		default:
+			err = s.readFile(s.parts, seg, off)
+		}
+		if err != nil {
+			return n, err
+		}
+		n += len(seg)
+		off += int64(len(seg))
+	}
+	return n, eof
+}
+
+// readFile reads all of p at offset off of slot i's file.
+func (s *File) readFile(i int, p []byte, off int64) error {
+	h, err := s.acquire(i, accessRead)
+	if err != nil {
+		return s.fail("read", i, err)
+	}
+	_, err = h.ReadAt(p, off)
+	s.release(i, false)
+	if err == io.EOF {
+		err = fmt.Errorf("%d bytes at %d: file too short: %w", len(p), off, io.ErrUnexpectedEOF)
+	}
+	if err != nil {
+		return s.fail("read", i, err)
+	}
+	return nil
+}
+
+// WriteAt implements [Storage.WriteAt]. The whole of p must lie within the
+// content. Bytes of files that are not selected go to the parts file.
+func (s *File) WriteAt(p []byte, off int64) (int, error) {
+	if s.closed.Load() {
+		return 0, ErrClosed
+	}
+	if off < 0 || int64(len(p)) > s.layout.length-off {
+		return 0, fmt.Errorf("storage: write of %d bytes at %d: outside the content (%d bytes)", len(p), off, s.layout.length)
+	}
+	n := 0
+	for i := s.layout.fileAt(off); n < len(p); i++ {
+		f := &s.layout.files[i]
+		if f.length == 0 {
+			continue
+		}
+		seg := p[n : n+int(f.segment(off, int64(len(p)-n)))]
+		var err error
+		switch {
+		case f.padding:
+			// dropped
+		case s.files[i].selected:
+			err = s.writeFile(i, seg, off-f.offset)
+		default:
+			err = s.writeFile(s.parts, seg, off)
+		}
+		if err != nil {
+			return n, err
+		}
+		n += len(seg)
+		off += int64(len(seg))
+	}
+	return n, nil
+}
+
+// writeFile writes all of p at offset off of slot i's file.
+func (s *File) writeFile(i int, p []byte, off int64) error {
+	h, err := s.acquire(i, accessWrite)
+	if err != nil {
+		return s.fail("write", i, err)
+	}
+	_, err = h.WriteAt(p, off)
+	s.release(i, false)
+	if err != nil {
+		return s.fail("write", i, err)
+	}
+	return nil
+}
+
+// FileComplete implements [Storage.FileComplete]: it syncs file i to disk
+// and closes its handle unless another goroutine is using it. A selected
+// file of length zero is created if it does not exist. Padding files and
+// files that are not selected need nothing (the parts file is synced by
+// Close).
+func (s *File) FileComplete(i int) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if i < 0 || i >= len(s.files) {
+		return fmt.Errorf("storage: file index %d out of range [0, %d)", i, len(s.files))
+	}
+	if !s.files[i].selected {
+		return nil
+	}
+	mode := accessRead // the file must exist: every byte of it was written
+	if s.layout.files[i].length == 0 {
+		mode = accessWrite
+	}
+	h, err := s.acquire(i, mode)
+	if err != nil {
+		return s.fail("sync", i, err)
+	}
+	err = h.Sync()
+	s.release(i, true)
+	if err != nil {
+		return s.fail("sync", i, err)
+	}
+	return nil
+}
+
+// Close implements [Storage.Close]. It waits for reads and writes in
+// progress, syncs every handle written since it was opened, and closes
+// them all. It reports the first error met closing a handle to make room
+// for another, if any.
+func (s *File) Close() error {
+	s.mu.Lock()
+	if s.closed.Load() {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	s.closed.Store(true)
+	s.cond.Broadcast() // waiters in acquire give up
+	for !s.idleLocked() {
+		s.cond.Wait()
+	}
+	type handle struct {
+		i     int
+		f     *os.File
+		dirty bool
+	}
+	var handles []handle
+	for i := s.head; i >= 0; {
+		sl := &s.slots[i]
+		handles = append(handles, handle{int(i), sl.f, sl.dirty})
+		next := sl.next
+		*sl = slot{prev: -1, next: -1}
+		i = next
+	}
+	s.head, s.tail, s.nopen, s.nlru = -1, -1, 0, 0
+	errs := []error{s.closeErr}
+	s.mu.Unlock()
+
+	for _, h := range handles {
+		if h.dirty {
+			if err := h.f.Sync(); err != nil {
+				errs = append(errs, s.fail("sync", h.i, err))
+			}
+		}
+		if err := h.f.Close(); err != nil {
+			errs = append(errs, s.fail("close", h.i, err))
+		}
+	}
+	if err := s.root.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("storage: close %s: %w", s.dir, err))
+	}
+	return errors.Join(errs...)
+}
+
+// idleLocked reports whether no handle is being opened, closed or used.
+func (s *File) idleLocked() bool {
+	if s.nopen != s.nlru {
+		return false
+	}
+	for i := s.head; i >= 0; i = s.slots[i].next {
+		if s.slots[i].refs != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// acquire returns an open handle of slot i's file, opening it if need be,
+// and holds it (refs) until release. The handle is read-write for
+// accessWrite, and for accessRead when the file allows it. acquire waits
+// while every handle is in use and none can be closed to open another.
+// The file is opened and closed without the lock held.
+func (s *File) acquire(i int, mode access) (*os.File, error) {
+	s.mu.Lock()
+	for {
+		if s.closed.Load() {
+			s.mu.Unlock()
+			return nil, ErrClosed
+		}
+		sl := &s.slots[i]
+		switch sl.state {
+		case stateOpening, stateClosing:
+			s.cond.Wait()
+			continue
+		case stateOpen:
+			if mode == accessRead && sl.upgrading {
+				s.cond.Wait()
+				continue
+			}
+			if mode == accessRead || sl.writable {
+				sl.refs++
+				if mode == accessWrite {
+					sl.dirty = true
+				}
+				s.toFront(int32(i))
+				f := sl.f
+				s.mu.Unlock()
+				return f, nil
+			}
+			// Opened read-only by a reader: reopen read-write once idle.
+			if sl.refs > 0 {
+				sl.upgrading = true
+				s.cond.Wait()
+				continue
+			}
+			s.closeLocked(i)
+			continue
+		}
+
+		if mode == accessRead && !sl.exists {
+			// Answer for a missing file without taking a slot, which
+			// could mean closing another file's handle.
+			s.mu.Unlock()
+			if err := s.stat(i); err != nil {
+				return nil, err
+			}
+			s.mu.Lock()
+			s.slots[i].exists = true
+			continue
+		}
+		if s.nopen >= s.maxOpen {
+			v := s.victim()
+			if v < 0 {
+				s.cond.Wait()
+				continue
+			}
+			s.closeLocked(int(v))
+			continue
+		}
+
+		sl.state = stateOpening
+		s.nopen++
+		s.peakOpen = max(s.peakOpen, s.nopen)
+		s.mu.Unlock()
+		f, writable, err := s.open(i, mode)
+		s.mu.Lock()
+		s.cond.Broadcast()
+		if err != nil {
+			sl.state = stateClosed
+			sl.exists = false
+			s.nopen--
+			s.mu.Unlock()
+			return nil, err
+		}
+		// If Close came meanwhile, it waits for this handle's release.
+		sl.f, sl.state, sl.writable, sl.exists = f, stateOpen, writable, true
+		sl.refs, sl.dirty, sl.upgrading = 1, mode == accessWrite, false
+		s.pushFront(int32(i))
+		s.mu.Unlock()
+		return f, nil
+	}
+}
+
+// release ends a use of slot i's handle begun by acquire. With closeIdle,
+// the handle is closed if no one else is using it.
+func (s *File) release(i int, closeIdle bool) {
+	s.mu.Lock()
+	sl := &s.slots[i]
+	sl.refs--
+	if sl.refs == 0 {
+		if closeIdle && !s.closed.Load() {
+			s.closeLocked(i)
+		}
+		s.cond.Broadcast()
+	}
+	s.mu.Unlock()
+}
+
+// closeLocked closes slot i's handle, which must be open and idle. It
+// unlocks mu while closing the file.
+func (s *File) closeLocked(i int) {
+	sl := &s.slots[i]
+	f := sl.f
+	s.unlink(int32(i))
+	sl.state, sl.f, sl.dirty = stateClosing, nil, false
+	s.mu.Unlock()
+	err := f.Close()
+	s.mu.Lock()
+	sl.state = stateClosed
+	s.nopen--
+	if err != nil && s.closeErr == nil {
+		s.closeErr = s.fail("close", i, err)
+	}
+	s.cond.Broadcast()
+}
+
+// victim returns the least recently used idle open slot, or -1.
+func (s *File) victim() int32 {
+	for i := s.tail; i >= 0; i = s.slots[i].prev {
+		if s.slots[i].refs == 0 {
+			return i
+		}
+	}
+	return -1
+}
+
+// pushFront adds slot i to the front of the LRU list.
+func (s *File) pushFront(i int32) {
+	sl := &s.slots[i]
+	sl.prev, sl.next = -1, s.head
+	if s.head >= 0 {
+		s.slots[s.head].prev = i
+	} else {
+		s.tail = i
+	}
+	s.head = i
+	s.nlru++
+}
+
+// unlink removes slot i from the LRU list.
+func (s *File) unlink(i int32) {
+	sl := &s.slots[i]
+	if sl.prev >= 0 {
+		s.slots[sl.prev].next = sl.next
+	} else {
+		s.head = sl.next
+	}
+	if sl.next >= 0 {
+		s.slots[sl.next].prev = sl.prev
+	} else {
+		s.tail = sl.prev
+	}
+	sl.prev, sl.next = -1, -1
+	s.nlru--
+}
+
+// toFront marks slot i, which is in the LRU list, as the most recently used.
+func (s *File) toFront(i int32) {
+	if s.head != i {
+		s.unlink(i)
+		s.pushFront(i)
+	}
+}
+
+// open opens slot i's file: for accessWrite read-write, creating it and its
+// folders if need be; for accessRead read-write if the file allows it,
+// read-only if not, never creating it. It reports whether the handle is
+// writable.
+func (s *File) open(i int, mode access) (*os.File, bool, error) {
+	if mode == accessRead {
+		f, err := s.openFile(i, os.O_RDWR, 0)
+		if err == nil {
+			return f, true, nil
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, false, err
+		}
+		f, err = s.openFile(i, os.O_RDONLY, 0)
+		return f, false, err
+	}
+	f, err := s.openFile(i, os.O_RDWR|os.O_CREATE, s.perm(i))
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = s.mkdirParent(i); err == nil {
+			f, err = s.openFile(i, os.O_RDWR|os.O_CREATE, s.perm(i))
+		}
+	}
+	return f, err == nil, err
+}
+
+func (s *File) openFile(i, flag int, perm os.FileMode) (*os.File, error) {
+	if i == s.parts && !s.partsRoot {
+		return os.OpenFile(s.partsPath, flag, perm)
+	}
+	return s.root.OpenFile(s.rel(i), flag, perm)
+}
+
+func (s *File) stat(i int) error {
+	var err error
+	if i == s.parts && !s.partsRoot {
+		_, err = os.Stat(s.partsPath)
+	} else {
+		_, err = s.root.Stat(s.rel(i))
+	}
+	return err
+}
+
+func (s *File) mkdirParent(i int) error {
+	if i == s.parts && !s.partsRoot {
+		return os.MkdirAll(filepath.Dir(s.partsPath), 0o755)
+	}
+	if d := filepath.Dir(s.rel(i)); d != "." {
+		return s.root.MkdirAll(d, 0o755)
+	}
+	return nil
+}
+
+// rel returns slot i's path relative to the root.
+func (s *File) rel(i int) string {
+	if i == s.parts {
+		return s.partsPath
+	}
+	return s.files[i].rel
+}
+
+func (s *File) perm(i int) os.FileMode {
+	if i == s.parts {
+		return 0o644
+	}
+	return s.files[i].perm
+}
+
+// fail wraps err, met doing op on slot i's file, with the file's path.
+// The *fs.PathError the os package adds is dropped: it would repeat the
+// path, relative to the root.
+func (s *File) fail(op string, i int, err error) error {
+	if err == ErrClosed {
+		return err
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	if i == s.parts {
+		p := s.partsPath
+		if s.partsRoot {
+			p = filepath.Join(s.dir, p)
+		}
+		return fmt.Errorf("storage: %s parts file %s: %w", op, p, err)
+	}
+	return fmt.Errorf("storage: %s %s: %w", op, filepath.Join(s.dir, s.files[i].rel), err)
+}
