@@ -34,12 +34,12 @@ func putBlock(b *block) { blockPool.Put(b) }
 
 // Tuning of the request pipeline.
 const (
-	initialRequests = 64  // requests in flight to a new peer
-	minRequests     = 4   // floor once the peer's rate is known
-	maxRequests     = 256 // ceiling, and what we assume of a peer that does not say (reqq)
+	initialRequests = 64   // requests in flight to a new peer
+	minRequests     = 4    // floor once the peer's rate is known
+	maxRequests     = 256  // ceiling, and what we assume of a peer that does not say (reqq)
 	maxPeerRequests = 1024 // requests we queue for a peer before rejecting (our reqq)
-	maxHashQueue    = 16  // complete pieces awaiting verification before new pieces wait
-	queueTime       = 1   // seconds of a peer's rate to keep requested
+	maxHashQueue    = 16   // complete pieces awaiting verification before new pieces wait
+	queueTime       = 1    // seconds of a peer's rate to keep requested
 )
 
 // engine runs one torrent: its state is owned by the goroutine in run,
@@ -170,19 +170,19 @@ func startEngine(t *Torrent, dir string, selected []bool) (*engine, error) {
 	}
 	e := &engine{
 		t: t, c: c, info: info, hash: t.infoHash, store: store,
-		limits: peer.Limits{NumPieces: info.NumPieces(), PieceLength: info.PieceLength, Length: info.Length},
-		log:    c.cfg.Logger.With("torrent", t.Name()),
-		events: make(chan event, 256),
-		hashed: make(chan hashResult, maxHashQueue),
-		hashes: make(chan struct{}, runtime.GOMAXPROCS(0)),
-		picker: picker.New(info.NumPieces(), info.PieceLength, info.Length),
-		peers:  make(map[*peerConn]struct{}),
-		known:  make(map[netip.AddrPort]*candidate),
-		bufs:   make([]*pieceBuf, info.NumPieces()),
-		selected: make([]bool, len(info.Files)),
-		fileLeft: make([]int, len(info.Files)),
+		limits:     peer.Limits{NumPieces: info.NumPieces(), PieceLength: info.PieceLength, Length: info.Length},
+		log:        c.cfg.Logger.With("torrent", t.Name()),
+		events:     make(chan event, 256),
+		hashed:     make(chan hashResult, maxHashQueue),
+		hashes:     make(chan struct{}, runtime.GOMAXPROCS(0)),
+		picker:     picker.New(info.NumPieces(), info.PieceLength, info.Length),
+		peers:      make(map[*peerConn]struct{}),
+		known:      make(map[netip.AddrPort]*candidate),
+		bufs:       make([]*pieceBuf, info.NumPieces()),
+		selected:   make([]bool, len(info.Files)),
+		fileLeft:   make([]int, len(info.Files)),
 		fileSynced: make([]bool, len(info.Files)),
-		suspects: make(map[int][]blockSum),
+		suspects:   make(map[int][]blockSum),
 	}
 	e.ctx, e.cancel = context.WithCancel(c.ctx)
 	if err := e.check(); err != nil {
