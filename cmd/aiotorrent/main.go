@@ -5,6 +5,8 @@
 //
 //	aiotorrent info [--json] TORRENT|MAGNET
 //	aiotorrent create [-o OUT.torrent] [--tracker URL[,URL]]... [--piece-size SIZE] [--private] [--web-seed URL]... [--comment TEXT] PATH
+//	aiotorrent download [-o DIR] [--file N]... [--strategy default|sequential] [--json] TORRENT
+//	aiotorrent demo [--size SIZE] [--strategy default|sequential]
 //	aiotorrent peers [--tracker URL]... [--json] TORRENT|MAGNET
 //	aiotorrent tracker [--http ADDR] [--udp ADDR] [--interval D]
 //
@@ -38,7 +40,7 @@ type command struct {
 var commands []*command
 
 func init() {
-	commands = []*command{infoCmd, createCmd, peersCmd, trackerCmd}
+	commands = []*command{infoCmd, createCmd, downloadCmd, demoCmd, peersCmd, trackerCmd}
 }
 
 // env is what a command runs against, so tests can run it in-process.
@@ -151,6 +153,12 @@ func (c *command) flags() *flag.FlagSet {
 		return fs
 	case createCmd:
 		fs, _ := createFlags()
+		return fs
+	case downloadCmd:
+		fs, _ := downloadFlags()
+		return fs
+	case demoCmd:
+		fs, _ := demoFlags()
 		return fs
 	case peersCmd:
 		fs, _ := peersFlags()

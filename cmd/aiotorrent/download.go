@@ -1,0 +1,263 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aiotorrent/aiotorrent"
+)
+
+var downloadCmd = &command{
+	name:    "download",
+	summary: "download a torrent's files, verified, into a folder",
+	usage:   "[-o DIR] [--file N]... [--strategy default|sequential] [--json] [--peer HOST:PORT]... TORRENT|MAGNET",
+	run:     runDownload,
+}
+
+type downloadOpts struct {
+	out        string
+	files      listFlag
+	strategy   string
+	json       bool
+	peers      listFlag
+	listen     string
+	noTrackers bool
+	every      time.Duration
+}
+
+func downloadFlags() (*flag.FlagSet, *downloadOpts) {
+	o := &downloadOpts{}
+	fs := flag.NewFlagSet("download", flag.ContinueOnError)
+	fs.StringVar(&o.out, "o", ".", "download into folder `DIR`")
+	fs.Var(&o.files, "file", "download only the file with index `N` (see \"aiotorrent info\"); may be repeated")
+	fs.StringVar(&o.strategy, "strategy", "default", "piece order: `default` (rarest first) or sequential (in file order)")
+	fs.BoolVar(&o.json, "json", false, "print progress and the result as JSON lines on stdout")
+	fs.Var(&o.peers, "peer", "also connect to the peer at `HOST:PORT`; may be repeated")
+	fs.StringVar(&o.listen, "listen", "", "accept peers on `ADDR` (default :6881, or any free port)")
+	fs.BoolVar(&o.noTrackers, "no-trackers", false, "do not announce to the torrent's trackers (use with --peer)")
+	fs.DurationVar(&o.every, "progress-every", 5*time.Second, "when stderr is not a terminal, print a progress line every `D`")
+	return fs, o
+}
+
+func runDownload(ctx context.Context, e *env, args []string) error {
+	fs, o := downloadFlags()
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("wants one torrent file or magnet link, got %d arguments", len(pos))
+	}
+	var strategy aiotorrent.Strategy
+	switch o.strategy {
+	case "default", "rarest", "rarest-first":
+		strategy = aiotorrent.Default
+	case "sequential":
+		strategy = aiotorrent.Sequential
+	default:
+		return usagef("unknown --strategy %q (want default or sequential)", o.strategy)
+	}
+	var peers []netip.AddrPort
+	for _, p := range o.peers {
+		ap, err := netip.ParseAddrPort(p)
+		if err != nil {
+			return usagef("--peer %q: want IP:PORT", p)
+		}
+		peers = append(peers, ap)
+	}
+	if o.every <= 0 {
+		return usagef("--progress-every must be positive")
+	}
+	client, err := aiotorrent.NewClient(aiotorrent.Config{ListenAddr: o.listen, NoTrackers: o.noTrackers})
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	t, err := client.Open(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	if !t.HasMetadata() {
+		return errors.New("magnet links need metadata from peers, which this version cannot fetch yet; use the .torrent file")
+	}
+	files, err := pickFiles(t, o.files)
+	if err != nil {
+		return err
+	}
+	t.AddPeers(peers...)
+	return downloadWithProgress(ctx, e, t, files, o.json, o.every,
+		aiotorrent.WithDir(o.out), aiotorrent.WithStrategy(strategy))
+}
+
+// pickFiles returns the files chosen by --file indexes, or all of them.
+func pickFiles(t *aiotorrent.Torrent, idx []string) ([]aiotorrent.File, error) {
+	all := t.Files()
+	if len(idx) == 0 {
+		return all, nil
+	}
+	var out []aiotorrent.File
+	for _, s := range idx {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return nil, usagef("--file %q: want a file index from \"aiotorrent info\"", s)
+		}
+		found := false
+		for _, f := range all {
+			if f.Index == n {
+				out = append(out, f)
+				found = true
+				break
+			}
+		}
+		if !found {
+			return nil, usagef("--file %d: the torrent has no such file (see \"aiotorrent info\")", n)
+		}
+	}
+	return out, nil
+}
+
+// downloadWithProgress runs the download and shows its progress: a
+// redrawn line on a terminal, a plain line every few seconds otherwise,
+// JSON lines with --json.
+func downloadWithProgress(ctx context.Context, e *env, t *aiotorrent.Torrent, files []aiotorrent.File, asJSON bool, every time.Duration, opts ...aiotorrent.Option) error {
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- t.DownloadFiles(ctx, files, opts...) }()
+	interval := every
+	if e.isTerminal {
+		interval = 250 * time.Millisecond
+	}
+	if asJSON {
+		interval = time.Second
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	p := &progress{e: e, name: sanitize(t.Name()), start: start}
+	for {
+		select {
+		case err := <-done:
+			s := t.Stats()
+			p.finish(s, err, asJSON)
+			if err != nil && ctx.Err() != nil {
+				return fmt.Errorf("stopped at %s of %s (%.1f%%)", formatSize(s.WantedVerified), formatSize(s.Wanted), percent(s))
+			}
+			return err
+		case <-tick.C:
+			s := t.Stats()
+			if asJSON {
+				writeJSONLine(e.stdout, progressJSON("progress", s, time.Since(start), nil))
+			} else {
+				p.show(s)
+			}
+		}
+	}
+}
+
+type progress struct {
+	e     *env
+	name  string
+	start time.Time
+	drawn bool
+}
+
+func percent(s aiotorrent.Stats) float64 {
+	if s.Wanted == 0 {
+		return 100
+	}
+	return 100 * float64(s.WantedVerified) / float64(s.Wanted)
+}
+
+func (p *progress) line(s aiotorrent.Stats) string {
+	eta := "--:--"
+	if s.DownloadRate > 0 && s.Wanted > s.WantedVerified {
+		eta = formatDuration(time.Duration(float64(s.Wanted-s.WantedVerified) / s.DownloadRate * float64(time.Second)))
+	}
+	return fmt.Sprintf("%5.1f%%  %s / %s  %s/s  ETA %s  peers %d",
+		percent(s), formatSize(s.WantedVerified), formatSize(s.Wanted), formatSize(int64(s.DownloadRate)), eta, s.Peers)
+}
+
+func (p *progress) show(s aiotorrent.Stats) {
+	if p.e.isTerminal {
+		const width = 20
+		filled := int(percent(s) / 100 * width)
+		bar := strings.Repeat("#", filled) + strings.Repeat("-", width-filled)
+		fmt.Fprintf(p.e.stderr, "\r\033[K[%s] %s", bar, p.line(s))
+		p.drawn = true
+		return
+	}
+	fmt.Fprintf(p.e.stderr, "%s: %s\n", p.name, p.line(s))
+}
+
+func (p *progress) finish(s aiotorrent.Stats, err error, asJSON bool) {
+	elapsed := time.Since(p.start)
+	if asJSON {
+		ev := "done"
+		if err != nil {
+			ev = "stopped"
+		}
+		writeJSONLine(p.e.stdout, progressJSON(ev, s, elapsed, err))
+		return
+	}
+	if p.drawn {
+		fmt.Fprint(p.e.stderr, "\r\033[K")
+	}
+	if err == nil {
+		rate := float64(s.Downloaded) / max(elapsed.Seconds(), 1e-3)
+		fmt.Fprintf(p.e.stdout, "%s: complete, %s verified in %s (%s/s)\n",
+			p.name, formatSize(s.Wanted), formatDuration(elapsed), formatSize(int64(rate)))
+	}
+}
+
+func formatDuration(d time.Duration) string {
+	if d < 10*time.Second {
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	}
+	d = d.Round(time.Second)
+	if d >= time.Hour {
+		return fmt.Sprintf("%d:%02d:%02d", int(d.Hours()), int(d.Minutes())%60, int(d.Seconds())%60)
+	}
+	return fmt.Sprintf("%d:%02d", int(d.Minutes()), int(d.Seconds())%60)
+}
+
+// downloadEvent is one JSON line of download --json.
+type downloadEvent struct {
+	Event          string  `json:"event"`
+	Percent        float64 `json:"percent"`
+	Wanted         int64   `json:"wanted_bytes"`
+	Verified       int64   `json:"verified_bytes"`
+	Downloaded     int64   `json:"downloaded_bytes"`
+	Uploaded       int64   `json:"uploaded_bytes"`
+	DownloadRate   float64 `json:"download_rate"`
+	UploadRate     float64 `json:"upload_rate"`
+	Peers          int     `json:"peers"`
+	Seeds          int     `json:"seeds"`
+	ElapsedSeconds float64 `json:"elapsed_seconds"`
+	Error          string  `json:"error,omitempty"`
+}
+
+func progressJSON(ev string, s aiotorrent.Stats, elapsed time.Duration, err error) downloadEvent {
+	d := downloadEvent{
+		Event: ev, Percent: percent(s), Wanted: s.Wanted, Verified: s.WantedVerified,
+		Downloaded: s.Downloaded, Uploaded: s.Uploaded, DownloadRate: s.DownloadRate, UploadRate: s.UploadRate,
+		Peers: s.Peers, Seeds: s.Seeds, ElapsedSeconds: elapsed.Seconds(),
+	}
+	if err != nil {
+		d.Error = err.Error()
+	}
+	return d
+}
+
+func writeJSONLine(w io.Writer, v any) {
+	b, err := json.Marshal(v)
+	if err == nil {
+		w.Write(append(b, '\n'))
+	}
+}
