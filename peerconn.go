@@ -288,6 +288,12 @@ func (p *peerConn) writeLoop() {
 		}
 		for {
 			p.mu.Lock()
+			if len(p.out) == 0 && len(p.ups) == 0 {
+				p.mu.Unlock()
+				break
+			}
+			// The buffers swap: the loop appends to the one written last
+			// time while this one is written.
 			out := p.out
 			p.out = spare[:0]
 			var u upload
@@ -297,9 +303,6 @@ func (p *peerConn) writeLoop() {
 				p.ups = p.ups[1:]
 			}
 			p.mu.Unlock()
-			if len(out) == 0 && !have {
-				break
-			}
 			wrote = true
 			p.conn.SetWriteDeadline(time.Now().Add(e.c.cfg.IdleTimeout))
 			if _, err := bw.Write(out); err != nil {
