@@ -107,7 +107,7 @@ type Client struct {
 	mu       sync.Mutex
 	torrents map[metainfo.Hash]*Torrent // guarded by mu
 	closed   bool                       // guarded by mu
-	banned   map[netip.Addr]int         // guarded by mu; bans per address
+	banned   map[banKey]bool            // guarded by mu
 }
 
 // NewClient starts a Client: it listens for peers unless told not to.
@@ -117,7 +117,7 @@ func NewClient(cfg Config) (*Client, error) {
 		cfg:      cfg,
 		conns:    make(chan struct{}, cfg.MaxConns),
 		torrents: make(map[metainfo.Hash]*Torrent),
-		banned:   make(map[netip.Addr]int),
+		banned:   make(map[banKey]bool),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if cfg.ListenAddr != "-" {
@@ -254,18 +254,47 @@ func (c *Client) Close() error {
 	return errors.Join(errs...)
 }
 
-// ban records a peer that sent bad data; a banned address is never
-// connected to again.
-func (c *Client) ban(addr netip.Addr) {
-	c.mu.Lock()
-	c.banned[addr]++
-	c.mu.Unlock()
+// banKey is what a ban applies to: an IP address, or on loopback (where
+// every local program shares one address) an address and port, and a
+// peer id.
+type banKey struct {
+	addr netip.AddrPort // port 0: the whole address
+	id   [20]byte
 }
 
+// ban records a peer that sent bad data: its address (with its port on
+// loopback) and its peer id are never accepted again.
+func (c *Client) ban(addr netip.AddrPort, id [20]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if addr.Addr().IsLoopback() {
+		c.banned[banKey{addr: addr}] = true
+	} else {
+		c.banned[banKey{addr: netip.AddrPortFrom(addr.Addr(), 0)}] = true
+	}
+	if id != ([20]byte{}) {
+		c.banned[banKey{id: id}] = true
+	}
+}
+
+// isBanned reports whether any peer at addr (on any port) is banned.
 func (c *Client) isBanned(addr netip.Addr) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.banned[addr] > 0
+	for k := range c.banned {
+		if k.addr.IsValid() && k.addr.Addr() == addr {
+			return true
+		}
+	}
+	return false
+}
+
+// isBannedPeer reports a banned peer; id may be zero when not known yet.
+func (c *Client) isBannedPeer(addr netip.AddrPort, id [20]byte) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.banned[banKey{addr: netip.AddrPortFrom(addr.Addr(), 0)}] || c.banned[banKey{addr: addr}] ||
+		(id != ([20]byte{}) && c.banned[banKey{id: id}])
 }
 
 // acquireConn takes a global connection slot, or reports none free.
@@ -312,7 +341,7 @@ func (c *Client) accept() {
 // the connection over. It reports whether the torrent took it.
 func (c *Client) handleIncoming(conn net.Conn) bool {
 	addr := addrPortOf(conn.RemoteAddr())
-	if c.isBanned(addr.Addr()) {
+	if c.isBannedPeer(addr, [20]byte{}) {
 		return false
 	}
 	conn.SetDeadline(time.Now().Add(c.cfg.DialTimeout))

@@ -104,7 +104,7 @@ type pieceBuf struct {
 // that failed its hash check, to find the culprit once the piece passes.
 type blockSum struct {
 	block int
-	from  netip.Addr
+	from  peerID
 	sum   uint32
 }
 
@@ -472,7 +472,7 @@ func (e *engine) connectMore(now time.Time) {
 		if cand.state != candIdle || now.Before(cand.retryAt) {
 			continue
 		}
-		if e.c.isBanned(a.Addr()) || (e.c.port() == a.Port() && a.Addr().IsLoopback() && isOwnAddr(a)) {
+		if e.c.isBannedPeer(a, [20]byte{}) || (e.c.port() == a.Port() && isOwnAddr(a)) {
 			continue
 		}
 		if !e.c.acquireConn() {
@@ -576,7 +576,7 @@ func (e *engine) onConn(conn net.Conn, a netip.AddrPort, id [20]byte, res peer.R
 			return
 		}
 	}
-	if e.c.isBanned(a.Addr()) && !a.Addr().IsLoopback() {
+	if e.c.isBannedPeer(a, id) {
 		reject("banned")
 		return
 	}
@@ -625,21 +625,27 @@ func (e *engine) dropPeer(p *peerConn, err error) {
 }
 
 // ban drops a peer that sent data failing the hash check, and never
-// connects to its address again.
-func (e *engine) ban(addr netip.Addr, why string) {
-	e.log.Info("banning peer", "addr", addr, "why", why)
-	e.c.ban(addr)
+// accepts it again.
+func (e *engine) ban(who peerID, why string) {
+	e.log.Info("banning peer", "addr", who.addr, "why", why)
+	e.c.ban(who.addr, who.id)
 	for p := range e.peers {
-		if p.addr.Addr() == addr {
+		if p.id == who.id || e.c.isBannedPeer(p.addr, p.id) {
 			p.banned = true
 			e.dropPeer(p, errors.New(why))
 		}
 	}
 	for a := range e.known {
-		if a.Addr() == addr && !addr.IsLoopback() {
+		if e.c.isBannedPeer(a, [20]byte{}) {
 			delete(e.known, a)
 		}
 	}
+}
+
+// peerID names a peer for banning.
+type peerID struct {
+	addr netip.AddrPort
+	id   [20]byte
 }
 
 // onBlock takes a received block.
@@ -763,20 +769,23 @@ func (e *engine) onHashed(r hashResult) {
 		e.wasted.Add(e.info.PieceSize(r.index))
 		e.picker.Failed(r.index)
 		e.log.Info("piece failed its hash check", "piece", r.index)
-		senders := map[netip.Addr]bool{}
+		senders := map[peerID]bool{}
 		for k, p := range pb.from {
-			e.suspects[r.index] = append(e.suspects[r.index], blockSum{block: k, from: p.addr.Addr(), sum: r.sums[k]})
-			senders[p.addr.Addr()] = true
-			p.strikes++
+			who := peerID{p.addr, p.id}
+			e.suspects[r.index] = append(e.suspects[r.index], blockSum{block: k, from: who, sum: r.sums[k]})
+			if !senders[who] {
+				senders[who] = true
+				p.strikes++
+			}
 		}
 		if len(senders) == 1 {
-			for a := range senders {
-				e.ban(a, fmt.Sprintf("sent piece %d, which failed its hash check", r.index))
+			for who := range senders {
+				e.ban(who, fmt.Sprintf("sent piece %d, which failed its hash check", r.index))
 			}
 		} else {
 			for p := range e.peers {
 				if p.strikes >= 8 {
-					e.ban(p.addr.Addr(), "took part in 8 pieces that failed their hash check")
+					e.ban(peerID{p.addr, p.id}, "took part in 8 pieces that failed their hash check")
 				}
 			}
 		}
