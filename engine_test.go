@@ -3,11 +3,13 @@ package aiotorrent
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -136,5 +138,118 @@ func TestDownloadFromOwnSeeder(t *testing.T) {
 				t.Fatalf("stats after download: %+v", s)
 			}
 		})
+	}
+}
+
+// Torrents added to and removed from the client while a download runs do
+// not disturb it.
+func TestAddRemoveTorrentsDuringDownload(t *testing.T) {
+	mi, src := makeTorrent(t, "main", 64<<10, testFile{"", 16 << 20})
+	seed := startSeeder(t, mi, src)
+	leech := newTestClient(t)
+	tor, err := leech.Add(mi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tor.AddPeers(clientAddr(seed))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- tor.DownloadAll(ctx, WithDir(t.TempDir())) }()
+	others := 0
+	for running := true; running; others++ {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			running = false
+		default:
+		}
+		omi, odir := makeTorrent(t, fmt.Sprintf("other%d", others), 16<<10, testFile{"", 50 << 10})
+		o, err := leech.Add(omi)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := o.Start(WithDir(odir)); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(leech.Torrents()); n != 1 {
+		t.Fatalf("%d torrents left in the client, want 1", n)
+	}
+	t.Logf("%d torrents added and removed during the download", others)
+}
+
+// Cancelling a download stops the torrent; a later download starts it
+// again and completes.
+func TestDownloadCancelThenResume(t *testing.T) {
+	mi, src := makeTorrent(t, "c", 16<<10, testFile{"", 200 << 10})
+	leech := newTestClient(t)
+	tor, err := leech.Add(mi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for tor.Stats().Running == false {
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+	}()
+	if err := tor.DownloadAll(ctx, WithDir(dst)); err != context.Canceled {
+		t.Fatalf("cancelled download: %v", err)
+	}
+	if tor.Stats().Running {
+		t.Fatal("torrent still running after its only download was cancelled")
+	}
+	seed := startSeeder(t, mi, src)
+	tor.AddPeers(clientAddr(seed))
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel2()
+	if err := tor.DownloadAll(ctx2, WithDir(dst)); err != nil {
+		t.Fatal(err)
+	}
+	sameFile(t, filepath.Join(dst, "c"), filepath.Join(src, "c"))
+}
+
+// Closing the clients ends every goroutine they started.
+func TestNoGoroutineLeak(t *testing.T) {
+	before := runtime.NumGoroutine()
+	func() {
+		mi, src := makeTorrent(t, "leak", 16<<10, testFile{"a", 100 << 10}, testFile{"b", 3})
+		seedC, err := NewClient(Config{ListenAddr: "127.0.0.1:0", NoTrackers: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer seedC.Close()
+		st, _ := seedC.Add(mi)
+		if err := st.Start(WithDir(src)); err != nil {
+			t.Fatal(err)
+		}
+		leech, err := NewClient(Config{ListenAddr: "127.0.0.1:0", NoTrackers: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer leech.Close()
+		tor, _ := leech.Add(mi)
+		tor.AddPeers(clientAddr(seedC))
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := tor.DownloadAll(ctx, WithDir(t.TempDir())); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines before, %d after closing:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
