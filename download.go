@@ -2,7 +2,6 @@ package aiotorrent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"path/filepath"
@@ -210,6 +209,9 @@ func (t *Torrent) DownloadFiles(ctx context.Context, files []File, opts ...Optio
 		w.deliver(info)
 		e.waiters = append(e.waiters, w)
 		e.checkWaiters()
+		for p := range e.peers {
+			e.setInterested(p, e.picker.Interesting(p))
+		}
 		e.fillAll()
 		e.connectMore(time.Now())
 	})
@@ -338,8 +340,7 @@ func (t *Torrent) Close() error {
 	return err
 }
 
-// selectMore selects files in a running torrent. Storage that was opened
-// without a file cannot create it later yet.
+// selectMore selects more files in a running torrent.
 func (e *engine) selectMore(sel []bool) error {
 	var newly []bool
 	for f, on := range sel {
@@ -353,18 +354,15 @@ func (e *engine) selectMore(sel []bool) error {
 	if newly == nil {
 		return nil
 	}
-	if s, ok := e.store.(interface{ Select(int) error }); ok {
-		for f, on := range newly {
-			if on {
-				if err := s.Select(f); err != nil {
-					return err
-				}
+	for f, on := range newly {
+		if on {
+			if err := e.store.Select(f, e.picker.Have); err != nil {
+				return err
 			}
 		}
-		e.selectFiles(newly)
-		return nil
 	}
-	return errors.New("this torrent is already downloading other files; adding files to a running download is not supported yet")
+	e.selectFiles(newly)
+	return nil
 }
 
 // waiter is one Download call waiting for its pieces and files.

@@ -253,3 +253,27 @@ func TestNoGoroutineLeak(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Files downloaded one after another into the same running torrent: the
+// second one gets the bytes the first one's boundary pieces kept aside.
+func TestDownloadFilesOneAfterAnother(t *testing.T) {
+	mi, src := makeTorrent(t, "seq", 16<<10,
+		testFile{"a", 20 << 10}, testFile{"b", 5000}, testFile{"c", 40<<10 + 7}, testFile{"d", 0})
+	seed := startSeeder(t, mi, src)
+	leech := newTestClient(t)
+	tor, err := leech.Add(mi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tor.AddPeers(clientAddr(seed))
+	dst := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	files := tor.Files()
+	for _, k := range []int{0, 2, 1, 3} {
+		if err := tor.Download(ctx, files[k], WithDir(dst)); err != nil {
+			t.Fatalf("file %d: %v", k, err)
+		}
+		sameFile(t, filepath.Join(dst, filepath.FromSlash(files[k].Path)), filepath.Join(src, filepath.FromSlash(files[k].Path)))
+	}
+}

@@ -93,8 +93,8 @@ type File struct {
 
 // fileInfo is what File knows of one file of the torrent.
 type fileInfo struct {
-	rel      string // path under the root, with the OS's separators; "" for padding files
-	selected bool
+	rel      string      // path under the root, with the OS's separators; "" for padding files
+	selected atomic.Bool // set once, by NewFile or Select
 	perm     os.FileMode
 }
 
@@ -188,9 +188,8 @@ func NewFile(dir string, info *metainfo.Info, hash metainfo.Hash, opts FileOptio
 
 	for i, f := range info.Files {
 		fi := &s.files[i]
-		fi.selected = opts.Selected == nil || opts.Selected[i]
+		fi.selected.Store((opts.Selected == nil || opts.Selected[i]) && !f.Padding)
 		if f.Padding {
-			fi.selected = false
 			continue
 		}
 		if fi.rel, err = localPath(f.Path); err != nil {
@@ -212,7 +211,7 @@ func NewFile(dir string, info *metainfo.Info, hash metainfo.Hash, opts FileOptio
 		return nil, fmt.Errorf("storage: %w", err)
 	}
 	for i, f := range info.Files {
-		if f.Length != 0 || !s.files[i].selected {
+		if f.Length != 0 || !s.files[i].selected.Load() {
 			continue
 		}
 		h, _, err := s.open(i, accessWrite)
@@ -282,7 +281,7 @@ func (s *File) ReadAt(p []byte, off int64) (int, error) {
 		switch {
 		case f.padding:
 			clear(seg)
-		case s.files[i].selected:
+		case s.files[i].selected.Load():
 			err = s.readFile(i, seg, off-f.offset)
 		default:
 			err = s.readFile(s.parts, seg, off)
@@ -333,7 +332,7 @@ func (s *File) WriteAt(p []byte, off int64) (int, error) {
 		switch {
 		case f.padding:
 			// dropped
-		case s.files[i].selected:
+		case s.files[i].selected.Load():
 			err = s.writeFile(i, seg, off-f.offset)
 		default:
 			err = s.writeFile(s.parts, seg, off)
@@ -361,6 +360,59 @@ func (s *File) writeFile(i int, p []byte, off int64) error {
 	return nil
 }
 
+// Select selects file i of a running download: from now on its bytes go to
+// the file, which is created. Bytes of it that pieces already verified
+// put in the parts file (only its first and last piece can have, as pieces
+// shared with another selected file) are copied into it; have reports
+// which pieces are verified, and those must not be written again
+// meanwhile. Padding files and files already selected need nothing.
+func (s *File) Select(i int, have func(piece int) bool) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if i < 0 || i >= len(s.files) {
+		return fmt.Errorf("storage: select file %d of %d", i, len(s.files))
+	}
+	f := &s.layout.files[i]
+	if f.padding || s.files[i].selected.Load() {
+		return nil
+	}
+	s.files[i].selected.Store(true)
+	if f.length == 0 {
+		h, _, err := s.open(i, accessWrite)
+		if err == nil {
+			err = h.Close()
+		}
+		if err != nil {
+			return s.fail("create", i, err)
+		}
+		return nil
+	}
+	if s.stat(s.parts) != nil {
+		return nil // no parts file: nothing was kept aside
+	}
+	pl := s.layout.pieceLen
+	first, last := int(f.offset/pl), int((f.offset+f.length-1)/pl)
+	for _, piece := range []int{first, last} {
+		if !have(piece) {
+			continue
+		}
+		begin := max(int64(piece)*pl, f.offset)
+		end := min(int64(piece+1)*pl, f.offset+f.length)
+		buf := make([]byte, end-begin)
+		if err := s.readFile(s.parts, buf, begin); err != nil {
+			return err
+		}
+		if err := s.writeFile(i, buf, begin-f.offset); err != nil {
+			return err
+		}
+		if first == last {
+			break
+		}
+	}
+	return nil
+}
+
 // FileComplete implements [Storage.FileComplete]: it syncs file i to disk
 // and closes its handle unless another goroutine is using it. A selected
 // file of length zero is created if it does not exist. Padding files and
@@ -373,7 +425,7 @@ func (s *File) FileComplete(i int) error {
 	if i < 0 || i >= len(s.files) {
 		return fmt.Errorf("storage: file index %d out of range [0, %d)", i, len(s.files))
 	}
-	if !s.files[i].selected {
+	if !s.files[i].selected.Load() {
 		return nil
 	}
 	mode := accessRead // the file must exist: every byte of it was written

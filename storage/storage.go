@@ -37,6 +37,10 @@ type Storage interface {
 	// into metainfo.Info.Files) has been verified and written: the back-end
 	// makes the file durable (fsync) and may close its handle.
 	FileComplete(i int) error
+	// Select adds file i to the files a running download writes, moving
+	// into it what verified pieces (have) already kept aside for it.
+	// Back-ends that keep every file, like [Memory], do nothing.
+	Select(i int, have func(piece int) bool) error
 	// Close flushes and closes everything. Further calls of any method
 	// return an error wrapping [ErrClosed].
 	Close() error
