@@ -652,7 +652,8 @@ type peerID struct {
 func (e *engine) onBlock(p *peerConn, m peer.Message, buf *block) {
 	n := int(m.Length)
 	e.downloaded.Add(int64(n))
-	if p.closed {
+	if p.closed { // queued before the peer was dropped (or banned)
+		e.wasted.Add(int64(n))
 		putBlock(buf)
 		return
 	}
