@@ -7,6 +7,8 @@
 package picker
 
 import (
+	"cmp"
+	"math"
 	"math/rand/v2"
 	"slices"
 
@@ -65,10 +67,14 @@ type Picker struct {
 	avail     []int32
 	seeds     int32 // peers with every piece, not counted in avail
 	active    []*piece
-	actives   []int // indexes of active pieces, oldest first
+	actives   []int    // indexes of active pieces, oldest first
+	free      []*piece // deactivated pieces, for reuse
 	strategy  Strategy
 	rng       *rand.Rand
 	order     []int // rarest-first candidates, sorted by availability
+	sorted    []int // rebuild's scratch: the next order
+	counts    []int // rebuild's scratch: pieces per availability
+	head      int   // order[:head] is spent
 	dirty     bool  // order must be rebuilt
 	seqCursor int   // no wanted missing piece before it
 }
@@ -88,7 +94,15 @@ func New(n int, pieceLen, length int64) *Picker {
 }
 
 // SetStrategy changes the strategy for the pieces picked from now on.
-func (p *Picker) SetStrategy(s Strategy) { p.strategy = s; p.seqCursor = 0 }
+func (p *Picker) SetStrategy(s Strategy) {
+	if s == Sequential && p.strategy != Sequential {
+		// Sequential keeps the active pieces in index order (activate
+		// inserts by binary search); rarest-first started them in any.
+		slices.Sort(p.actives)
+	}
+	p.strategy = s
+	p.seqCursor = 0
+}
 
 // Strategy returns the current strategy.
 func (p *Picker) Strategy() Strategy { return p.strategy }
@@ -133,10 +147,19 @@ func (p *Picker) Missing() int { return p.nwanted }
 func (p *Picker) Availability(i int) int { return int(p.avail[i] + p.seeds) }
 
 // PeerHas counts a peer's piece i.
-func (p *Picker) PeerHas(i int) { p.avail[i]++; p.dirty = true }
+func (p *Picker) PeerHas(i int) { p.avail[i]++; p.moved(i) }
 
 // PeerLost uncounts a peer's piece i (the peer left).
-func (p *Picker) PeerLost(i int) { p.avail[i]--; p.dirty = true }
+func (p *Picker) PeerLost(i int) { p.avail[i]--; p.moved(i) }
+
+// moved notes that piece i's availability changed: the order is stale if
+// i is in it. Pieces not in it (verified, unwanted, active) join it only
+// through a rebuild, which sees their availability then.
+func (p *Picker) moved(i int) {
+	if p.active[i] == nil && p.Needs(i) {
+		p.dirty = true
+	}
+}
 
 // SeedJoined and SeedLeft count peers that have every piece.
 func (p *Picker) SeedJoined() { p.seeds++ }
@@ -189,6 +212,9 @@ func (p *Picker) Pick(peer Peer, max int, dst []Block) []Block {
 		dst = p.takePending(pc, max-(len(dst)-start), dst)
 	}
 	if len(dst)-start < max && p.endgame() {
+		// Blocks taken above in this call are not yet Requested from
+		// peer: skip them too, not to ask the peer twice.
+		fresh := dst[start:]
 		for _, i := range p.actives {
 			pc := p.active[i]
 			if !peer.Has(i) {
@@ -199,7 +225,7 @@ func (p *Picker) Pick(peer Peer, max int, dst []Block) []Block {
 					return dst
 				}
 				blk := p.block(i, b)
-				if pc.received[b] || pc.requested[b] >= 3 || peer.Requested(blk) {
+				if pc.received[b] || pc.requested[b] >= 3 || peer.Requested(blk) || slices.Contains(fresh, blk) {
 					continue
 				}
 				pc.requested[b]++
@@ -244,7 +270,20 @@ func (p *Picker) takePending(pc *piece, max int, dst []Block) []Block {
 
 func (p *Picker) activate(i int) *piece {
 	nb := p.NumBlocks(i)
-	pc := &piece{index: i, requested: make([]uint8, nb), received: make([]bool, nb), pending: nb}
+	var pc *piece
+	if k := len(p.free) - 1; k >= 0 && cap(p.free[k].requested) >= nb {
+		pc = p.free[k]
+		p.free = p.free[:k]
+		pc.requested = pc.requested[:nb]
+		pc.received = pc.received[:nb]
+		clear(pc.requested)
+		clear(pc.received)
+		pc.nreceived = 0
+	} else {
+		c := max(nb, p.NumBlocks(0)) // room for any piece on reuse
+		pc = &piece{requested: make([]uint8, nb, c), received: make([]bool, nb, c)}
+	}
+	pc.index, pc.pending = i, nb
 	p.active[i] = pc
 	if p.strategy == Sequential {
 		at, _ := slices.BinarySearch(p.actives, i)
@@ -271,34 +310,76 @@ func (p *Picker) next(peer Peer) int {
 	if p.dirty {
 		p.rebuild()
 	}
-	skipped := 0
-	for _, i := range p.order {
-		if !p.Needs(i) || p.active[i] != nil {
-			skipped++
-			continue
-		}
-		if peer.Has(i) {
-			if skipped > 64 {
-				p.dirty = true // compact on the next pick
-			}
-			return i
+	// Pieces started or no longer needed since the rebuild are spent:
+	// they come back only through a rebuild. Those the scan passes are
+	// dropped, moving the ones the peer lacks up to order[head:], in
+	// their order; the cost is that of the scan.
+	found, spent := -1, 0
+	r := p.head
+	for ; r < len(p.order); r++ {
+		i := p.order[r]
+		if !p.idle(i) {
+			spent++
+		} else if peer.Has(i) {
+			found = i
+			break
 		}
 	}
-	return -1
+	if spent > 0 {
+		w := r
+		for k := r - 1; k >= p.head; k-- {
+			if i := p.order[k]; p.idle(i) {
+				w--
+				p.order[w] = i
+			}
+		}
+		p.head = w
+	}
+	return found
 }
+
+// idle reports whether piece i is wanted, missing and not active.
+func (p *Picker) idle(i int) bool { return p.active[i] == nil && p.Needs(i) }
 
 // rebuild sorts the wanted missing idle pieces by availability, at random
 // among equals.
 func (p *Picker) rebuild() {
-	p.order = p.order[:0]
+	p.order, p.head = p.order[:0], 0
+	lo, hi := int32(math.MaxInt32), int32(math.MinInt32)
 	for i := range p.n {
-		if p.Needs(i) && p.active[i] == nil {
+		if p.idle(i) {
 			p.order = append(p.order, i)
+			lo, hi = min(lo, p.avail[i]), max(hi, p.avail[i])
 		}
 	}
-	p.rng.Shuffle(len(p.order), func(a, b int) { p.order[a], p.order[b] = p.order[b], p.order[a] })
-	slices.SortStableFunc(p.order, func(a, b int) int { return int(p.avail[a] - p.avail[b]) })
 	p.dirty = false
+	p.rng.Shuffle(len(p.order), func(a, b int) { p.order[a], p.order[b] = p.order[b], p.order[a] })
+	if len(p.order) < 2 || lo == hi {
+		return
+	}
+	if int(hi-lo) > len(p.order) {
+		slices.SortStableFunc(p.order, func(a, b int) int { return cmp.Compare(p.avail[a], p.avail[b]) })
+		return
+	}
+	// A counting sort: stable, so equals stay in their random order.
+	// Availabilities span no more values than there are peers.
+	counts := slices.Grow(p.counts[:0], int(hi-lo)+1)[:int(hi-lo)+1]
+	clear(counts)
+	for _, i := range p.order {
+		counts[p.avail[i]-lo]++
+	}
+	at := 0
+	for a, c := range counts {
+		counts[a] = at
+		at += c
+	}
+	p.sorted = slices.Grow(p.sorted[:0], len(p.order))[:len(p.order)]
+	for _, i := range p.order {
+		a := p.avail[i] - lo
+		p.sorted[counts[a]] = i
+		counts[a]++
+	}
+	p.order, p.sorted, p.counts = p.sorted, p.order, counts
 }
 
 // Received records block b's arrival. It reports whether the block was
@@ -376,6 +457,7 @@ func (p *Picker) deactivate(i int) {
 	if p.active[i] == nil {
 		return
 	}
+	p.free = append(p.free, p.active[i])
 	p.active[i] = nil
 	if k := slices.Index(p.actives, i); k >= 0 {
 		p.actives = slices.Delete(p.actives, k, k+1)
