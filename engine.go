@@ -958,18 +958,21 @@ func (e *engine) onMessage(p *peerConn, m *peer.Message) {
 			}
 		}
 	case peer.Bitfield, peer.HaveAll, peer.HaveNone:
-		if p.gotBitfield {
-			e.dropPeer(p, fmt.Errorf("%w: a second %s", peer.ErrBadMessage, m.Type))
-			return
-		}
+		// BEP 3 wants these first, but some clients send them later
+		// (after have messages, or a second time); peers never lose
+		// pieces, so what they say is added to what they had said.
+		var bits *bitfield.Bitfield
 		switch m.Type {
 		case peer.Bitfield:
-			p.has = bitfield.FromBytes(m.Payload, e.info.NumPieces())
+			bits = bitfield.FromBytes(m.Payload, e.info.NumPieces())
 		case peer.HaveAll:
-			p.has.SetAll()
+			bits = bitfield.New(e.info.NumPieces())
+			bits.SetAll()
+		default:
+			bits = bitfield.New(e.info.NumPieces())
 		}
-		for i := range p.has.Len() {
-			if p.has.Has(i) {
+		for i := range bits.Len() {
+			if bits.Has(i) && p.has.Set(i) {
 				e.picker.PeerHas(i)
 			}
 		}
@@ -990,9 +993,6 @@ func (e *engine) onMessage(p *peerConn, m *peer.Message) {
 		if m.ExtendedID == 0 {
 			p.onExtendedHandshake(m.Payload)
 		}
-	}
-	if m.Type != peer.Extended {
-		p.gotBitfield = true // a bitfield may only come first (after the extension handshake)
 	}
 }
 

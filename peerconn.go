@@ -41,7 +41,6 @@ type peerConn struct {
 
 	// loop
 	has            *bitfield.Bitfield
-	gotBitfield    bool
 	amChoking      bool
 	amInterested   bool
 	peerChoking    bool
