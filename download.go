@@ -263,23 +263,9 @@ func (t *Torrent) stopEngine() error {
 // there first) until ctx is cancelled; pieces that are missing are
 // downloaded when peers have them.
 func (t *Torrent) Seed(ctx context.Context, opts ...Option) error {
-	if t.mi == nil {
-		return ErrNoMetadata
-	}
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
-	sel := make([]bool, len(t.mi.Info.Files))
-	for i := range sel {
-		sel[i] = !t.mi.Info.Files[i].Padding
-	}
-	e, err := t.start(o.dir, sel)
+	e, err := t.serve(opts)
 	if err != nil {
 		return err
-	}
-	if !e.callWait(func() { e.seeding = true }) {
-		return fmt.Errorf("torrent %s: %w", t.Name(), ErrClosed)
 	}
 	<-ctx.Done()
 	e.call(func() { e.seeding = false })
@@ -288,11 +274,18 @@ func (t *Torrent) Seed(ctx context.Context, opts ...Option) error {
 }
 
 // Start starts the torrent without waiting for anything: it checks the
-// data in the folder and begins serving peers, for Seed-like use by
-// callers that wait on their own (Stats, a Reader).
+// data in the folder and serves peers (downloading what is missing) until
+// Close, for callers that wait on their own (Stats, a Reader).
 func (t *Torrent) Start(opts ...Option) error {
+	_, err := t.serve(opts)
+	return err
+}
+
+// serve starts the torrent with every file selected and marks it as
+// kept running with no download waiting.
+func (t *Torrent) serve(opts []Option) (*engine, error) {
 	if t.mi == nil {
-		return ErrNoMetadata
+		return nil, ErrNoMetadata
 	}
 	var o options
 	for _, opt := range opts {
@@ -304,10 +297,18 @@ func (t *Torrent) Start(opts ...Option) error {
 	}
 	e, err := t.start(o.dir, sel)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	e.call(func() { e.seeding = true })
-	return nil
+	ok := e.callWait(func() {
+		if err := e.selectMore(sel); err != nil {
+			e.fail(err)
+		}
+		e.seeding = true
+	})
+	if !ok {
+		return nil, fmt.Errorf("torrent %s: %w", t.Name(), ErrClosed)
+	}
+	return e, nil
 }
 
 // AddPeers gives the torrent peer addresses to connect to, besides those
