@@ -84,6 +84,19 @@ func startSeeder(t testing.TB, mi *metainfo.MetaInfo, dir string) *Client {
 	return c
 }
 
+// leechFrom adds mi to a new client told of the seeders' addresses.
+func leechFrom(t testing.TB, mi *metainfo.MetaInfo, seeders ...*Client) *Torrent {
+	t.Helper()
+	tor, err := newTestClient(t).Add(mi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range seeders {
+		tor.AddPeers(clientAddr(s))
+	}
+	return tor
+}
+
 func sameFile(t testing.TB, got, want string) {
 	t.Helper()
 	a, err := os.ReadFile(got)
@@ -105,17 +118,12 @@ func TestDownloadFromOwnSeeder(t *testing.T) {
 			mi, src := makeTorrent(t, "content", 32<<10,
 				testFile{"a.bin", 300 << 10}, testFile{"b/empty", 0}, testFile{"b/one", 1}, testFile{"c.bin", 123457})
 			seed := startSeeder(t, mi, src)
-			leech := newTestClient(t)
-			tor, err := leech.Add(mi)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tor.AddPeers(clientAddr(seed))
+			tor := leechFrom(t, mi, seed)
 			dst := t.TempDir()
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			var got []int
-			err = tor.DownloadAll(ctx, WithDir(dst), WithStrategy(strategy), OnPiece(func(p Piece) { got = append(got, p.Index) }))
+			err := tor.DownloadAll(ctx, WithDir(dst), WithStrategy(strategy), OnPiece(func(p Piece) { got = append(got, p.Index) }))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -146,12 +154,7 @@ func TestDownloadFromOwnSeeder(t *testing.T) {
 func TestAddRemoveTorrentsDuringDownload(t *testing.T) {
 	mi, src := makeTorrent(t, "main", 64<<10, testFile{"", 16 << 20})
 	seed := startSeeder(t, mi, src)
-	leech := newTestClient(t)
-	tor, err := leech.Add(mi)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tor.AddPeers(clientAddr(seed))
+	tor := leechFrom(t, mi, seed)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	done := make(chan error, 1)
@@ -167,7 +170,7 @@ func TestAddRemoveTorrentsDuringDownload(t *testing.T) {
 		default:
 		}
 		omi, odir := makeTorrent(t, fmt.Sprintf("other%d", others), 16<<10, testFile{"", 50 << 10})
-		o, err := leech.Add(omi)
+		o, err := tor.client.Add(omi)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -178,7 +181,7 @@ func TestAddRemoveTorrentsDuringDownload(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := len(leech.Torrents()); n != 1 {
+	if n := len(tor.client.Torrents()); n != 1 {
 		t.Fatalf("%d torrents left in the client, want 1", n)
 	}
 	t.Logf("%d torrents added and removed during the download", others)
@@ -260,12 +263,7 @@ func TestDownloadFilesOneAfterAnother(t *testing.T) {
 	mi, src := makeTorrent(t, "seq", 16<<10,
 		testFile{"a", 20 << 10}, testFile{"b", 5000}, testFile{"c", 40<<10 + 7}, testFile{"d", 0})
 	seed := startSeeder(t, mi, src)
-	leech := newTestClient(t)
-	tor, err := leech.Add(mi)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tor.AddPeers(clientAddr(seed))
+	tor := leechFrom(t, mi, seed)
 	dst := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -75,17 +75,13 @@ func testShape(t *testing.T, mi *metainfo.MetaInfo, src string, only int) {
 	t.Helper()
 	start := time.Now()
 	seed := startSeeder(t, mi, src)
-	leech := newTestClient(t)
-	tor, err := leech.Add(mi)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tor.AddPeers(clientAddr(seed))
+	tor := leechFrom(t, mi, seed)
 	dst := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	files := tor.Files()
 	want := files
+	var err error
 	if only >= 0 {
 		want = files[only : only+1]
 		err = tor.Download(ctx, files[only], WithDir(dst))
