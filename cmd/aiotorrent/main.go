@@ -24,6 +24,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 )
 
@@ -61,8 +62,21 @@ func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(f
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	// AIOTORRENT_CPUPROFILE=FILE writes a CPU profile of the run, for
+	// finding where the time goes (go tool pprof FILE).
+	if path := os.Getenv("AIOTORRENT_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				defer func() { pprof.StopCPUProfile(); f.Close() }()
+			}
+		}
+	}
 	e := &env{stdout: os.Stdout, stderr: os.Stderr, isTerminal: isTerminal(os.Stderr)}
-	os.Exit(run(ctx, e, os.Args[1:]))
+	status := run(ctx, e, os.Args[1:])
+	if status != 0 {
+		pprof.StopCPUProfile()
+		os.Exit(status)
+	}
 }
 
 // run executes the command line args and returns the exit status.
