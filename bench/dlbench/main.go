@@ -1,0 +1,1019 @@
+//go:build linux
+
+// Command dlbench times downloads of one torrent from a swarm of real
+// BitTorrent programs on loopback: aiotorrent against aria2c,
+// qbittorrent-nox and libtorrent (through its Python binding), as
+// leechers, each downloading the whole torrent from the same seeders.
+//
+// Usage, from anywhere inside the module:
+//
+//	go run ./bench/dlbench [-size 1G] [-runs 3] [-seeders all] [-leechers all] [-piece-size SIZE] [-timeout D] [-dir DIR] [-keep] [-cpuprofile DIR] [-perf DIR]
+//
+// It builds cmd/aiotorrent, writes a file of pseudo-random bytes and a
+// torrent of it that announces to a tracker (tracker/server) run inside
+// this program on 127.0.0.1, and starts the seeders (-seeders: aria2c,
+// qbittorrent, libtorrent, ours; default all four), all serving that one
+// file. Once each has checked the data and serves it, it runs the
+// leechers (-leechers, the same names) one at a time, each into a fresh
+// folder, -runs times, in an order that rotates from run to run, and
+// checks every download against the source with SHA-256. Every program
+// listens and connects on 127.0.0.1 only, with DHT, local peer discovery,
+// peer exchange and port mapping off: the tracker is their only source of
+// peers.
+//
+// It prints a Markdown report on standard output; progress goes to
+// standard error. Every program it starts is stopped when it ends, also
+// on Ctrl-C.
+//
+// It runs on Linux only: it reads /proc. See bench/README.md for what the
+// columns mean.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/aiotorrent/aiotorrent/internal/swarmtest"
+	"github.com/aiotorrent/aiotorrent/metainfo"
+	"github.com/aiotorrent/aiotorrent/tracker/server"
+)
+
+const (
+	modulePath = "github.com/aiotorrent/aiotorrent"
+	chunkSize  = 4 << 20 // write and read the content in 4 MiB chunks
+	// trackerInterval is the announce interval the tracker asks for.
+	// libtorrent (and so qBittorrent) waits at least 5 minutes between
+	// announces whatever the tracker says, so peers are kept for an hour
+	// (trackerPeerTTL): a seeder must not expire from the tracker between
+	// two leechers.
+	trackerInterval = 5 * time.Second
+	trackerPeerTTL  = time.Hour
+	// settle is how long the harness waits after a download before it
+	// reads the seeders' upload counters, which they report late (up to
+	// half a second for libtorrent_client.py).
+	settle = time.Second
+)
+
+type config struct {
+	size      int64
+	runs      int
+	seeders   []string
+	leechers  []string
+	pieceSize string
+	timeout   time.Duration
+	dir       string
+	keep      bool
+	perfDir   string
+	pprofDir  string
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:])
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "dlbench:", err)
+		os.Exit(1)
+	}
+}
+
+func parseArgs(args []string) (*config, error) {
+	fs := flag.NewFlagSet("dlbench", flag.ContinueOnError)
+	size := fs.String("size", "1G", "content `SIZE` in bytes, or with a binary unit: 256M, 1G, 4GiB")
+	runs := fs.Int("runs", 3, "time each leecher `N` times")
+	seeders := fs.String("seeders", "all", "comma-separated `CLIENTS` to seed: aria2c, qbittorrent, libtorrent, ours, or all")
+	leechers := fs.String("leechers", "all", "comma-separated `CLIENTS` to time as leechers: aria2c, qbittorrent, libtorrent, ours, or all")
+	pieceSize := fs.String("piece-size", "", "piece `SIZE` of the torrent (default: what aiotorrent create chooses)")
+	timeout := fs.Duration("timeout", 0, "give up on one download after `D` (default 1 minute plus 1 second per 2 MiB)")
+	dir := fs.String("dir", "", "work in a new folder inside `DIR` (default $TMPDIR); it needs twice -size free")
+	keep := fs.Bool("keep", false, "keep the work folder: the content, the torrent and every program's log (not the downloads)")
+	pprofDir := fs.String("cpuprofile", "", "write a Go CPU profile of our leecher (AIOTORRENT_CPUPROFILE) for each run in `DIR`, as ours-RUN.pprof")
+	perfDir := fs.String("perf", "", "run our leecher under \"perf record -g\" and write its profiles (ours-RUN.data) in `DIR`; its figures then include perf's overhead")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: go run ./bench/dlbench [-size 1G] [-runs 3] [-seeders all] [-leechers all] [-piece-size SIZE] [-timeout D] [-dir DIR] [-keep] [-cpuprofile DIR] [-perf DIR]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	c := &config{runs: *runs, pieceSize: *pieceSize, timeout: *timeout, dir: *dir, keep: *keep, perfDir: *perfDir, pprofDir: *pprofDir}
+	var err error
+	if c.size, err = parseSize(*size); err != nil {
+		return nil, fmt.Errorf("-size: %w", err)
+	}
+	if c.size < 1<<20 {
+		return nil, fmt.Errorf("-size: %s is less than 1 MiB", *size)
+	}
+	if c.runs < 1 {
+		return nil, errors.New("-runs must be at least 1")
+	}
+	if c.seeders, err = parseClients(*seeders); err != nil {
+		return nil, fmt.Errorf("-seeders: %w", err)
+	}
+	if c.leechers, err = parseClients(*leechers); err != nil {
+		return nil, fmt.Errorf("-leechers: %w", err)
+	}
+	if c.timeout == 0 {
+		c.timeout = time.Minute + time.Duration(c.size/(2<<20))*time.Second
+	}
+	if c.timeout < 0 {
+		return nil, errors.New("-timeout must be positive")
+	}
+	if c.dir != "" {
+		if st, err := os.Stat(c.dir); err != nil || !st.IsDir() {
+			return nil, fmt.Errorf("-dir %s: not an existing folder", c.dir)
+		}
+	}
+	for _, d := range []struct {
+		flag string
+		dir  *string
+	}{{"-perf", &c.perfDir}, {"-cpuprofile", &c.pprofDir}} {
+		if *d.dir == "" {
+			continue
+		}
+		if st, err := os.Stat(*d.dir); err != nil || !st.IsDir() {
+			return nil, fmt.Errorf("%s %s: not an existing folder", d.flag, *d.dir)
+		}
+		if *d.dir, err = filepath.Abs(*d.dir); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// parseClients reads a -seeders or -leechers list, in the order of
+// allClients.
+func parseClients(s string) ([]string, error) {
+	aliases := map[string]string{
+		"all": "all", clientOurs: clientOurs, "aiotorrent": clientOurs,
+		clientAria2: clientAria2, "aria2": clientAria2,
+		clientQbit: clientQbit, "qbittorrent-nox": clientQbit, "qbit": clientQbit,
+		clientLT: clientLT, "lt": clientLT, "python3-libtorrent": clientLT,
+	}
+	want := map[string]bool{}
+	for f := range strings.SplitSeq(s, ",") {
+		name, ok := aliases[strings.ToLower(strings.TrimSpace(f))]
+		if !ok {
+			return nil, fmt.Errorf("unknown client %q (want aria2c, qbittorrent, libtorrent, ours or all)", f)
+		}
+		if name == "all" {
+			return allClients, nil
+		}
+		want[name] = true
+	}
+	var out []string
+	for _, c := range allClients {
+		if want[c] {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// parseSize reads "1073741824", "1G", "1GiB", "256M", "512K".
+func parseSize(s string) (int64, error) {
+	t := strings.ToUpper(strings.TrimSpace(s))
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "I")
+	mult := int64(1)
+	if t != "" {
+		if i := strings.IndexByte("KMGT", t[len(t)-1]); i >= 0 {
+			mult = 1 << (10 * (i + 1))
+			t = t[:len(t)-1]
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n <= 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q is not a size such as 256M or 1G", s)
+	}
+	return n * mult, nil
+}
+
+// bench is the swarm the leechers download from.
+type bench struct {
+	cfg      *config
+	work     string // everything the harness writes
+	bin      string // aiotorrent
+	perf     string // perf, with -perf
+	aria2    string
+	qbit     string
+	python   string // /usr/bin/python3, with libtorrent
+	script   string // libtorrent_client.py
+	seedDir  string // holds the content, for every seeder
+	file     string // the content
+	torrent  string
+	mi       *metainfo.MetaInfo
+	sum      [sha256.Size]byte // of the content
+	srv      *server.Server
+	announce string
+	seeders  []*seeder
+}
+
+// measure is one timed download.
+type measure struct {
+	wall     time.Duration
+	cpu      time.Duration // user + system
+	maxRSS   int64         // bytes
+	peakAnon int64         // bytes, sampled
+	seedCPU  time.Duration // the seeders' CPU time during the download
+	sent     map[string]int64
+}
+
+// row is one leecher's results: a row of the report.
+type row struct {
+	name     string
+	ok       []*measure
+	failures []string
+}
+
+func run(ctx context.Context, args []string) error {
+	cfg, err := parseArgs(args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	b := &bench{cfg: cfg}
+	if err := b.findTools(slices.Concat(cfg.seeders, cfg.leechers)); err != nil {
+		return err
+	}
+	goCmd, err := findGo()
+	if err != nil {
+		return err
+	}
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	if b.work, err = os.MkdirTemp(cfg.dir, "dlbench-"); err != nil {
+		return err
+	}
+	// Stop every program before removing their folders: a running
+	// qbittorrent-nox writes into its profile.
+	defer func() {
+		stopAll()
+		if cfg.keep {
+			progress("kept %s", b.work)
+		} else {
+			os.RemoveAll(b.work)
+		}
+	}()
+	if err := checkFree(b.work, 2*cfg.size+256<<20); err != nil {
+		return err
+	}
+
+	b.bin = filepath.Join(b.work, "aiotorrent")
+	progress("building %s/cmd/aiotorrent", modulePath)
+	build := exec.CommandContext(ctx, goCmd, "build", "-o", b.bin, "./cmd/aiotorrent")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build ./cmd/aiotorrent: %v\n%s", err, out)
+	}
+
+	// The tracker, in this process: HTTP only, as aria2c announces only
+	// over HTTP when its DHT is off.
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	b.srv = server.New(server.Config{Interval: trackerInterval, MinInterval: time.Second, PeerTTL: trackerPeerTTL})
+	tctx, stopTracker := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- b.srv.Serve(tctx, ln, nil) }()
+	defer func() { stopTracker(); <-served }()
+	b.announce = "http://" + ln.Addr().String() + "/announce"
+	progress("tracker on %s", b.announce)
+
+	// The content and its torrent.
+	b.seedDir = filepath.Join(b.work, "seed")
+	if err := os.MkdirAll(b.seedDir, 0o755); err != nil {
+		return err
+	}
+	b.file = filepath.Join(b.seedDir, fmt.Sprintf("dlbench-%d.bin", cfg.size))
+	if err := makeFile(ctx, b.file, cfg.size); err != nil {
+		return err
+	}
+	if b.sum, err = sha256File(b.file); err != nil {
+		return err
+	}
+	b.torrent = filepath.Join(b.work, "dlbench.torrent")
+	createArgs := []string{"create", "--no-date", "--force", "--tracker", b.announce, "-o", b.torrent}
+	if cfg.pieceSize != "" {
+		createArgs = append(createArgs, "--piece-size", cfg.pieceSize)
+	}
+	create := exec.CommandContext(ctx, b.bin, append(createArgs, b.file)...)
+	if out, err := create.CombinedOutput(); err != nil {
+		return fmt.Errorf("aiotorrent create: %v\n%s", err, out)
+	}
+	if b.mi, err = metainfo.LoadFile(b.torrent); err != nil {
+		return err
+	}
+	progress("torrent %s: %d pieces of %d KiB", b.mi.InfoHash, b.mi.Info.NumPieces(), b.mi.Info.PieceLength>>10)
+
+	// The seeders, one after the other: each checks the whole content,
+	// and two checking at once on 2 cores would only slow both.
+	for _, name := range cfg.seeders {
+		start := time.Now()
+		s, err := b.startSeeder(ctx, name)
+		if err != nil {
+			return err
+		}
+		b.seeders = append(b.seeders, s)
+		progress("seeder %-11s serving on %v (ready after %.1fs)", name, s.addr, time.Since(start).Seconds())
+	}
+	if err := b.waitTracker(ctx); err != nil {
+		return err
+	}
+
+	rows := make([]*row, len(cfg.leechers))
+	for i, name := range cfg.leechers {
+		rows[i] = &row{name: name}
+	}
+	cond := conditions{loadBefore: loadAvg()}
+	cpuStall, ioStall := psiTotal("cpu"), psiTotal("io")
+	start := time.Now()
+	for r := range cfg.runs {
+		for i := range rows {
+			rw := rows[(i+r)%len(rows)]
+			n, err := keepCached(b.file)
+			if err != nil {
+				return err
+			}
+			cond.rewarms += n
+			m, err := b.leech(ctx, rw.name, r)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err != nil {
+				msg := fmt.Sprintf("run %d, %s: %v", r+1, rw.name, err)
+				progress("FAIL: %s", msg)
+				rw.failures = append(rw.failures, msg)
+				continue
+			}
+			rw.ok = append(rw.ok, m)
+			progress("run %d/%d  %-11s %7.2fs wall %6.0f MiB/s  CPU %6.2fs  peak RSS %5.0f MiB (anon %4.0f)  seeders' CPU %6.2fs  sent by: %s",
+				r+1, cfg.runs, rw.name, m.wall.Seconds(), mib(cfg.size)/m.wall.Seconds(), m.cpu.Seconds(),
+				mib(m.maxRSS), mib(m.peakAnon), m.seedCPU.Seconds(), b.shares(m.sent))
+		}
+	}
+	elapsed := time.Since(start)
+	cond.loadAfter = loadAvg()
+	cond.cpuStall = stallShare(cpuStall, psiTotal("cpu"), elapsed)
+	cond.ioStall = stallShare(ioStall, psiTotal("io"), elapsed)
+
+	// Every seeder must still be there: one that died during the runs
+	// changed the swarm under the later leechers.
+	var gone []string
+	for _, s := range b.seeders {
+		if s.proc.hasExited() {
+			gone = append(gone, fmt.Sprintf("%v\n%s", s.proc.exitError(), s.proc.tail()))
+		}
+	}
+	b.report(os.Stdout, root, goCmd, &cond, rows, gone)
+
+	failed := len(gone)
+	for _, rw := range rows {
+		failed += len(rw.failures)
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d failures (see the report)", failed)
+	}
+	return nil
+}
+
+// leech times the leecher name once (run r, counting from 0), checks its
+// download and removes it.
+func (b *bench) leech(ctx context.Context, name string, r int) (*measure, error) {
+	out := filepath.Join(b.work, "runs", fmt.Sprintf("%d-%s", r+1, name))
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if b.cfg.keep {
+			// Only the download itself: the logs stay.
+			os.RemoveAll(out)
+			os.RemoveAll(filepath.Join(out+"-profile", "downloads"))
+			return
+		}
+		for _, suffix := range []string{"", "-home", "-profile", "-lt"} {
+			os.RemoveAll(out + suffix)
+		}
+		os.Remove(out + ".log")
+	}()
+	sent0, err := b.uploaded(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cpu0, err := b.seedersCPU()
+	if err != nil {
+		return nil, err
+	}
+	lctx, cancel := context.WithTimeout(ctx, b.cfg.timeout)
+	defer cancel()
+	var m *measure
+	switch name {
+	case clientOurs:
+		m, err = b.oursLeech(lctx, out, r)
+	case clientAria2:
+		m, err = b.aria2Leech(lctx, out)
+	case clientQbit:
+		m, err = b.qbitLeech(lctx, out)
+	case clientLT:
+		m, err = b.ltLeech(lctx, out)
+	default:
+		err = fmt.Errorf("unknown leecher %q", name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	cpu1, err := b.seedersCPU()
+	if err != nil {
+		return nil, err
+	}
+	m.seedCPU = cpu1 - cpu0
+	// The bytes each seeder sent, once the counters have caught up.
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(settle):
+	}
+	sent1, err := b.uploaded(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m.sent = make(map[string]int64)
+	for k, v := range sent1 {
+		m.sent[k] = v - sent0[k]
+	}
+	if err := b.verify(filepath.Join(out, b.mi.Info.Name)); err != nil {
+		return nil, fmt.Errorf("download not identical to the source: %w", err)
+	}
+	return m, nil
+}
+
+// uploaded returns what each seeder reports it has uploaded.
+func (b *bench) uploaded(ctx context.Context) (map[string]int64, error) {
+	out := make(map[string]int64)
+	for _, s := range b.seeders {
+		if s.proc.hasExited() {
+			return nil, fmt.Errorf("seeder %v\n%s", s.proc.exitError(), s.proc.tail())
+		}
+		n, err := s.uploaded(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("seeder %s: upload counter: %w", s.name, err)
+		}
+		out[s.name] = n
+	}
+	return out, nil
+}
+
+// seedersCPU returns the CPU time all the seeders have used so far.
+func (b *bench) seedersCPU() (time.Duration, error) {
+	var total time.Duration
+	for _, s := range b.seeders {
+		d, err := cpuTime(s.proc.pid())
+		if err != nil {
+			return 0, fmt.Errorf("seeder %s: %w", s.name, err)
+		}
+		total += d
+	}
+	return total, nil
+}
+
+// shares describes how much each seeder sent, in percent of the content.
+func (b *bench) shares(sent map[string]int64) string {
+	var parts []string
+	for _, s := range b.seeders {
+		parts = append(parts, fmt.Sprintf("%s %.0f%%", s.name, 100*float64(sent[s.name])/float64(b.cfg.size)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// waitTracker waits until the tracker lists every seeder. They announce
+// once they have checked their data (aria2c every 2 s until then).
+func (b *bench) waitTracker(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		st := b.srv.Stats()
+		if st.Seeders+st.Leechers >= len(b.seeders) {
+			progress("tracker: %d seeders, %d leechers", st.Seeders, st.Leechers)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("tracker lists %d seeders and %d leechers, want the %d seeders: %w",
+				st.Seeders, st.Leechers, len(b.seeders), ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// verify checks that the downloaded file is the content, byte for byte.
+func (b *bench) verify(path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if st.Size() != b.cfg.size {
+		return fmt.Errorf("%s: %d bytes, want %d", path, st.Size(), b.cfg.size)
+	}
+	sum, err := sha256File(path)
+	if err != nil {
+		return err
+	}
+	if sum != b.sum {
+		return fmt.Errorf("%s: SHA-256 %x, want %x", path, sum, b.sum)
+	}
+	return nil
+}
+
+// findTools finds the programs the chosen clients need.
+func (b *bench) findTools(clients []string) error {
+	var err error
+	if b.cfg.perfDir != "" {
+		if b.perf, err = exec.LookPath("perf"); err != nil {
+			return errors.New("perf is not installed (not found in PATH): install the Debian package \"linux-perf\", or leave out -perf")
+		}
+	}
+	if slices.Contains(clients, clientAria2) {
+		if b.aria2, err = exec.LookPath("aria2c"); err != nil {
+			return errors.New("aria2c is not installed (not found in PATH): install the Debian package \"aria2\", or leave aria2c out of -seeders and -leechers")
+		}
+	}
+	if slices.Contains(clients, clientQbit) {
+		if b.qbit, err = exec.LookPath("qbittorrent-nox"); err != nil {
+			return errors.New("qbittorrent-nox is not installed (not found in PATH): install the Debian package \"qbittorrent-nox\", or leave qbittorrent out of -seeders and -leechers")
+		}
+	}
+	if slices.Contains(clients, clientLT) {
+		b.python = swarmtest.SystemPython
+		if out, err := exec.Command(b.python, "-c", "import libtorrent").CombinedOutput(); err != nil {
+			return fmt.Errorf("%s cannot import libtorrent (%v: %s): install the Debian package \"python3-libtorrent\", or leave libtorrent out of -seeders and -leechers",
+				b.python, err, strings.TrimSpace(string(out)))
+		}
+		if b.script, err = swarmtest.LibtorrentScript(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, format+"\n", args...)
+}
+
+// findGo returns the go command: the one in PATH, else the one in $GOROOT.
+func findGo() (string, error) {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p, nil
+	}
+	if g := os.Getenv("GOROOT"); g != "" {
+		p := filepath.Join(g, "bin", "go")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", errors.New("the go command is not in PATH")
+}
+
+// moduleRoot walks up from the working folder to the go.mod of this module.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil {
+			if !bytes.Contains(data, []byte("module "+modulePath)) {
+				return "", fmt.Errorf("%s/go.mod is not module %s: run this from inside the aiotorrent module", dir, modulePath)
+			}
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod found above the working folder: run this from inside the aiotorrent module")
+		}
+		dir = parent
+	}
+}
+
+// checkFree fails if the file system holding dir has less than need bytes
+// free.
+func checkFree(dir string, need int64) error {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return nil // cannot tell: let writing fail if it must
+	}
+	if free := int64(st.Bavail) * int64(st.Bsize); free < need {
+		return fmt.Errorf("%s: only %.0f MiB free, need %.0f MiB for the content and one download (use -dir or a smaller -size)",
+			dir, mib(free), mib(need))
+	}
+	return nil
+}
+
+// makeFile writes size bytes of a ChaCha8 stream with a fixed seed to
+// path, so every run downloads the same content, and flushes it so that
+// write-back does not run during the timings.
+func makeFile(ctx context.Context, path string, size int64) (err error) {
+	progress("writing %.0f MiB to %s", mib(size), path)
+	start := time.Now()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	rng := rand.NewChaCha8([32]byte{'d', 'l', 'b', 'e', 'n', 'c', 'h'})
+	buf := make([]byte, chunkSize)
+	for left := size; left > 0; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n := min(left, int64(len(buf)))
+		rng.Read(buf[:n])
+		if _, err := f.Write(buf[:n]); err != nil {
+			return err
+		}
+		left -= n
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	progress("wrote it in %.1fs", time.Since(start).Seconds())
+	return f.Close()
+}
+
+func sha256File(path string) ([sha256.Size]byte, error) {
+	var sum [sha256.Size]byte
+	f, err := os.Open(path)
+	if err != nil {
+		return sum, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.CopyBuffer(h, struct{ io.Reader }{f}, make([]byte, chunkSize)); err != nil {
+		return sum, err
+	}
+	h.Sum(sum[:0])
+	return sum, nil
+}
+
+// keepCached makes sure the whole content is in the page cache, so that
+// the seeders serve it from memory, reading it again if other work
+// evicted part of it, and returns how many times it did so.
+func keepCached(path string) (int, error) {
+	const tries = 3
+	for n := 0; ; n++ {
+		res, err := resident(path)
+		if err != nil {
+			return n, err
+		}
+		if res == 1 {
+			return n, nil
+		}
+		if n == tries {
+			return n, fmt.Errorf("%s: only %.0f%% of it stays in the page cache after reading it %d times: not enough free memory (free some, or lower -size)",
+				path, 100*res, tries)
+		}
+		progress("%.2f%% of the content is not in the page cache: reading it again", 100*(1-res))
+		if _, err := sha256File(path); err != nil {
+			return n, err
+		}
+	}
+}
+
+// resident returns the fraction of the file's pages in the page cache,
+// with mincore(2) on a read-only mapping.
+func resident(path string) (float64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	size := int(st.Size())
+	data, err := syscall.Mmap(int(f.Fd()), 0, size, syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		return 0, fmt.Errorf("mmap %s: %w", path, err)
+	}
+	defer syscall.Munmap(data)
+	ps := os.Getpagesize()
+	vec := make([]byte, (size+ps-1)/ps)
+	_, _, errno := syscall.Syscall(syscall.SYS_MINCORE, uintptr(unsafe.Pointer(&data[0])), uintptr(size), uintptr(unsafe.Pointer(&vec[0])))
+	if errno != 0 {
+		return 0, fmt.Errorf("mincore %s: %w", path, errno)
+	}
+	in := 0
+	for _, v := range vec {
+		in += int(v & 1)
+	}
+	return float64(in) / float64(len(vec)), nil
+}
+
+// psiTotal returns the "some" stall total, in microseconds, from
+// /proc/pressure/RESOURCE, or -1 if the kernel does not provide it.
+func psiTotal(resource string) int64 {
+	data, err := os.ReadFile("/proc/pressure/" + resource)
+	if err != nil {
+		return -1
+	}
+	for line := range strings.Lines(string(data)) {
+		if rest, ok := strings.CutPrefix(line, "some "); ok {
+			for _, f := range strings.Fields(rest) {
+				if v, ok := strings.CutPrefix(f, "total="); ok {
+					if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+						return n
+					}
+				}
+			}
+		}
+	}
+	return -1
+}
+
+func stallShare(before, after int64, elapsed time.Duration) string {
+	if before < 0 || after < before || elapsed <= 0 {
+		return "unknown"
+	}
+	return fmt.Sprintf("%.0f%%", 100*float64(after-before)/float64(elapsed.Microseconds()))
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Sorted(slices.Values(ds))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func mib(n int64) float64 { return float64(n) / (1 << 20) }
+
+// conditions describes what else was happening on the machine.
+type conditions struct {
+	loadBefore, loadAfter string
+	cpuStall, ioStall     string // share of the time some task waited for CPU / I/O
+	rewarms               int    // times the content had to be read back into the page cache
+}
+
+// label is how the report names a client.
+func label(name string) string {
+	if name == clientOurs {
+		return "aiotorrent (ours)"
+	}
+	return name
+}
+
+func (b *bench) report(w io.Writer, root, goCmd string, cond *conditions, rows []*row, gone []string) {
+	cfg := b.cfg
+	fmt.Fprintf(w, "## dlbench\n\n")
+	fmt.Fprintf(w, "- command: `%s`\n", commandLine())
+	fmt.Fprintf(w, "- finished: %s\n", time.Now().UTC().Format(time.RFC3339))
+	fmt.Fprintf(w, "- nproc: %s (GOMAXPROCS of this harness %d); every seeder, the leecher and the tracker share these cores\n", nproc(), runtime.GOMAXPROCS(0))
+	if cpu := cpuModel(); cpu != "" {
+		fmt.Fprintf(w, "- CPU: %s\n", cpu)
+	}
+	fmt.Fprintf(w, "- load average (1, 5, 15 min): %s before the runs, %s after\n", cond.loadBefore, cond.loadAfter)
+	fmt.Fprintf(w, "- during the runs, some task was waiting for a CPU %s of the time, for I/O %s (Linux PSI)\n", cond.cpuStall, cond.ioStall)
+	fmt.Fprintf(w, "- page cache: the content had to be read back in %d times (checked before every download); downloads are written to the page cache and deleted after checking\n", cond.rewarms)
+	fmt.Fprintf(w, "- Go: %s; aiotorrent built from %s%s\n", cmdLine(goCmd, "version"), root, vcsInfo(root))
+	b.versions(w)
+	fmt.Fprintf(w, "- content: one file of %d bytes (%.0f MiB), %d pieces of %d KiB; tracker %s (in the harness, interval %v)\n",
+		cfg.size, mib(cfg.size), b.mi.Info.NumPieces(), b.mi.Info.PieceLength>>10, b.announce, trackerInterval)
+	var names []string
+	for _, s := range b.seeders {
+		names = append(names, label(s.name))
+	}
+	fmt.Fprintf(w, "- seeders: %s, all on 127.0.0.1, serving one copy of the content\n", strings.Join(names, ", "))
+	if cfg.pprofDir != "" {
+		fmt.Fprintf(w, "- our leecher wrote a Go CPU profile of each run (AIOTORRENT_CPUPROFILE, in %s)\n", cfg.pprofDir)
+	}
+	if cfg.perfDir != "" {
+		fmt.Fprintf(w, "- **our leecher ran under `perf record -g`** (profiles in %s): its figures include perf's overhead\n", cfg.perfDir)
+	}
+	fmt.Fprintf(w, "- runs: %d per leecher, one leecher at a time, order rotated each run; every download checked with SHA-256 against the source\n\n", cfg.runs)
+
+	rate := func(rw *row) float64 {
+		if len(rw.ok) == 0 {
+			return 0
+		}
+		return mib(cfg.size) / median(walls(rw)).Seconds()
+	}
+	var aria2Rate, bestRate float64
+	best := ""
+	for _, rw := range rows {
+		if rw.name == clientAria2 {
+			aria2Rate = rate(rw)
+		}
+		if rw.name != clientOurs && rate(rw) > bestRate {
+			bestRate, best = rate(rw), rw.name
+		}
+	}
+	ratio := func(r, ref float64) string {
+		if r == 0 || ref == 0 {
+			return ""
+		}
+		return fmt.Sprintf("%.2f×", r/ref)
+	}
+
+	fmt.Fprintln(w, "| leecher | runs ok | median wall s | MiB/s | vs aria2c | vs best other | median CPU s | peak RSS MiB | peak anon MiB | seeders' CPU s | min wall s | max wall s |")
+	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+	for _, rw := range rows {
+		if len(rw.ok) == 0 {
+			fmt.Fprintf(w, "| %s | 0/%d | **FAIL** | | | | | | | | | |\n", label(rw.name), cfg.runs)
+			continue
+		}
+		var cpus, seedCPUs []time.Duration
+		var rss, anon int64
+		for _, m := range rw.ok {
+			cpus = append(cpus, m.cpu)
+			seedCPUs = append(seedCPUs, m.seedCPU)
+			rss, anon = max(rss, m.maxRSS), max(anon, m.peakAnon)
+		}
+		ws := walls(rw)
+		fmt.Fprintf(w, "| %s | %d/%d | %.2f | %.0f | %s | %s | %.2f | %.0f | %.0f | %.2f | %.2f | %.2f |\n",
+			label(rw.name), len(rw.ok), cfg.runs, median(ws).Seconds(), rate(rw),
+			ratio(rate(rw), aria2Rate), ratio(rate(rw), bestRate),
+			median(cpus).Seconds(), mib(rss), mib(anon), median(seedCPUs).Seconds(),
+			slices.Min(ws).Seconds(), slices.Max(ws).Seconds())
+	}
+	fmt.Fprintln(w)
+	if best != "" {
+		fmt.Fprintf(w, "Best other leecher (highest median MiB/s, not ours): %s.\n\n", label(best))
+	}
+
+	// Who sent what: the seeders' own upload counters.
+	fmt.Fprintf(w, "Where the data came from: payload each seeder reported sending during the download, in %% of the content, summed over the runs that succeeded; \"sent ÷ size\" above 1 means blocks were sent twice.\n\n")
+	fmt.Fprint(w, "| leecher |")
+	for _, s := range b.seeders {
+		fmt.Fprintf(w, " from %s |", label(s.name))
+	}
+	fmt.Fprintln(w, " sent ÷ size |")
+	fmt.Fprint(w, "|---|")
+	for range b.seeders {
+		fmt.Fprint(w, "--:|")
+	}
+	fmt.Fprintln(w, "--:|")
+	for _, rw := range rows {
+		if len(rw.ok) == 0 {
+			continue
+		}
+		total := float64(cfg.size) * float64(len(rw.ok))
+		fmt.Fprintf(w, "| %s |", label(rw.name))
+		var all int64
+		for _, s := range b.seeders {
+			var n int64
+			for _, m := range rw.ok {
+				n += m.sent[s.name]
+			}
+			all += n
+			fmt.Fprintf(w, " %.0f%% |", 100*float64(n)/total)
+		}
+		fmt.Fprintf(w, " %.3f |\n", float64(all)/total)
+	}
+	fmt.Fprintln(w)
+
+	var failures []string
+	for _, rw := range rows {
+		failures = append(failures, rw.failures...)
+	}
+	if len(failures) == 0 && len(gone) == 0 {
+		fmt.Fprintf(w, "Every download was complete and identical to the source.\n")
+		return
+	}
+	fmt.Fprintf(w, "**FAIL**:\n\n")
+	for _, f := range failures {
+		fmt.Fprintf(w, "```\n%s\n```\n", strings.TrimSpace(f))
+	}
+	for _, g := range gone {
+		fmt.Fprintf(w, "Seeder exited during the runs:\n\n```\n%s\n```\n", strings.TrimSpace(g))
+	}
+}
+
+func walls(rw *row) []time.Duration {
+	var ws []time.Duration
+	for _, m := range rw.ok {
+		ws = append(ws, m.wall)
+	}
+	return ws
+}
+
+// vcsInfo describes the commit of the source tree at root and whether
+// tracked Go files differ from it, or returns "" if git cannot tell. It only
+// reads: GIT_OPTIONAL_LOCKS=0 keeps "git status" from refreshing the index.
+func vcsInfo(root string) string {
+	git := func(args ...string) (string, error) {
+		cmd := exec.Command("git", append([]string{"-C", root}, args...)...)
+		cmd.Env = append(os.Environ(), "GIT_OPTIONAL_LOCKS=0")
+		out, err := cmd.Output()
+		return strings.TrimSpace(string(out)), err
+	}
+	rev, err := git("rev-parse", "--short=12", "HEAD")
+	if err != nil || rev == "" {
+		return ""
+	}
+	out := " at commit " + rev
+	if changed, err := git("status", "--porcelain", "--untracked-files=no", "--", "*.go"); err == nil && changed != "" {
+		out += " with uncommitted changes to Go files"
+	}
+	return out
+}
+
+// versions lists the versions of the real clients used.
+func (b *bench) versions(w io.Writer) {
+	if b.aria2 != "" {
+		fmt.Fprintf(w, "- aria2c: %s\n", cmdLine(b.aria2, "--version"))
+	}
+	if b.qbit != "" {
+		fmt.Fprintf(w, "- qbittorrent-nox: %s\n", cmdLine(b.qbit, "--version"))
+	}
+	if b.python != "" {
+		fmt.Fprintf(w, "- libtorrent: %s (python3-libtorrent, %s)\n",
+			cmdLine(b.python, "-c", "import libtorrent; print(libtorrent.__version__)"), filepath.Base(b.script))
+	}
+}
+
+// commandLine is how this program was started, as a shell command.
+func commandLine() string {
+	prog := "go run ./bench/dlbench"
+	if exe, err := os.Executable(); err == nil && !strings.Contains(exe, "go-build") {
+		prog = os.Args[0]
+	}
+	parts := []string{prog}
+	for _, a := range os.Args[1:] {
+		parts = append(parts, shellQuote(a))
+	}
+	return strings.Join(parts, " ")
+}
+
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./,=:@+", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// cmdLine returns the first line of a command's output, or "unknown".
+func cmdLine(name string, args ...string) string {
+	out, _ := exec.Command(name, args...).CombinedOutput()
+	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	if line == "" {
+		return "unknown"
+	}
+	return line
+}
+
+func nproc() string {
+	if out, err := exec.Command("nproc").Output(); err == nil {
+		return strings.TrimSpace(string(out))
+	}
+	return strconv.Itoa(runtime.NumCPU())
+}
+
+// loadAvg returns the 1, 5 and 15 minute load averages.
+func loadAvg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(data)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "unknown"
+}
+
+func cpuModel() string {
+	data, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return ""
+	}
+	for line := range strings.Lines(string(data)) {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
