@@ -37,6 +37,10 @@ type Config struct {
 	// UploadSlots is how many interested peers each torrent unchokes at
 	// once (default 8).
 	UploadSlots int
+	// BufferBytes bounds the memory of each torrent's download: blocks
+	// asked for plus blocks held in pieces being fetched or verified
+	// (default 16 MiB, and never less than 4 pieces).
+	BufferBytes int64
 	// NoTrackers disables announcing to trackers (peers then come only from
 	// Torrent.AddPeers and incoming connections).
 	NoTrackers bool
@@ -60,6 +64,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxConnsPerTorrent <= 0 {
 		c.MaxConnsPerTorrent = 50
+	}
+	if c.BufferBytes <= 0 {
+		c.BufferBytes = 16 << 20
 	}
 	if c.UploadSlots <= 0 {
 		c.UploadSlots = 8

@@ -84,6 +84,8 @@ type engine struct {
 	suspects   map[int][]blockSum // smart ban: blocks of a failed piece and who sent them
 	scratch    []picker.Block
 	unchoked   int
+	held       int64 // bytes of block buffers in pieces being fetched or verified
+	budget     int64 // the most held plus requested bytes
 	err        error // fatal storage error
 	downRate   rate
 	upRate     rate
@@ -184,6 +186,7 @@ func startEngine(t *Torrent, dir string, selected []bool) (*engine, error) {
 		fileSynced: make([]bool, len(info.Files)),
 		suspects:   make(map[int][]blockSum),
 	}
+	e.budget = max(c.cfg.BufferBytes, 4*info.PieceLength)
 	e.ctx, e.cancel = context.WithCancel(c.ctx)
 	if err := e.check(); err != nil {
 		store.Close()
@@ -683,6 +686,7 @@ func (e *engine) onBlock(p *peerConn, m peer.Message, buf *block) {
 	k := b.Begin / peer.BlockSize
 	pb.blocks[k] = buf
 	pb.from[k] = p
+	e.held += peer.BlockSize
 	// Endgame: the same block asked of other peers is cancelled there.
 	for q := range e.peers {
 		if q == p {
@@ -758,6 +762,7 @@ func (e *engine) onHashed(r hashResult) {
 		for _, b := range pb.blocks {
 			if b != nil {
 				putBlock(b)
+				e.held -= peer.BlockSize
 			}
 		}
 	}()
@@ -870,10 +875,19 @@ func (e *engine) fillRequests(p *peerConn) {
 	if room <= 0 || (room < p.maxReqs/8 && len(p.reqs) > 0) {
 		return
 	}
-	if e.hashing >= maxHashQueue && e.picker.NumActive() > len(e.peers)+maxHashQueue {
-		return // verification is behind: do not start more pieces
+	// Memory: blocks held (in pieces being fetched or verified) plus
+	// blocks asked for stay within the budget; past it only pieces
+	// already started are continued, so they can complete and free theirs.
+	outstanding := 0
+	for q := range e.peers {
+		outstanding += len(q.reqs)
 	}
-	e.scratch = e.picker.Pick(p, room, e.scratch[:0])
+	free := (e.budget-e.held)/peer.BlockSize - int64(outstanding)
+	if free > 0 && e.hashing < maxHashQueue {
+		e.scratch = e.picker.Pick(p, int(min(int64(room), free)), e.scratch[:0])
+	} else {
+		e.scratch = e.picker.PickStarted(p, room, e.scratch[:0])
+	}
 	if len(e.scratch) == 0 {
 		return
 	}

@@ -189,6 +189,17 @@ func (p *Picker) Needs(i int) bool { return p.wanted.Has(i) && !p.have.Has(i) }
 // starts new ones by the strategy, and in endgame (every missing block
 // already requested) asks for blocks other peers were asked for.
 func (p *Picker) Pick(peer Peer, max int, dst []Block) []Block {
+	return p.pick(peer, max, dst, true)
+}
+
+// PickStarted is Pick without starting new pieces: only blocks of pieces
+// already being fetched (and endgame duplicates). Callers use it when
+// their memory budget is spent, so started pieces still complete.
+func (p *Picker) PickStarted(peer Peer, max int, dst []Block) []Block {
+	return p.pick(peer, max, dst, false)
+}
+
+func (p *Picker) pick(peer Peer, max int, dst []Block, allowNew bool) []Block {
 	if max <= 0 || p.nwanted == 0 {
 		return dst
 	}
@@ -203,7 +214,7 @@ func (p *Picker) Pick(peer Peer, max int, dst []Block) []Block {
 			dst = p.takePending(pc, max-(len(dst)-start), dst)
 		}
 	}
-	for len(dst)-start < max {
+	for allowNew && len(dst)-start < max {
 		i := p.next(peer)
 		if i < 0 {
 			break
