@@ -141,6 +141,9 @@ func TestDownloadFromOwnSeeder(t *testing.T) {
 				}
 			}
 			s := tor.Stats()
+			if cs := tor.client.Stats(); cs.Torrents != 1 || cs.Running != 1 || cs.Downloaded != mi.Info.Length {
+				t.Fatalf("client stats %+v", cs)
+			}
 			// One seeder: nothing is asked twice, nothing thrown away.
 			if !s.Done() || s.Downloaded != mi.Info.Length || s.Wasted != 0 {
 				t.Fatalf("stats after download: %+v", s)

@@ -111,3 +111,30 @@ func (e *engine) stats() Stats {
 	}
 	return s
 }
+
+// ClientStats sums up a client's torrents.
+type ClientStats struct {
+	Torrents, Running        int
+	Peers                    int
+	Downloaded, Uploaded     int64
+	DownloadRate, UploadRate float64
+}
+
+// Stats returns the totals over the client's torrents.
+func (c *Client) Stats() ClientStats {
+	var cs ClientStats
+	for _, t := range c.Torrents() {
+		cs.Torrents++
+		s := t.Stats()
+		if !s.Running {
+			continue
+		}
+		cs.Running++
+		cs.Peers += s.Peers
+		cs.Downloaded += s.Downloaded
+		cs.Uploaded += s.Uploaded
+		cs.DownloadRate += s.DownloadRate
+		cs.UploadRate += s.UploadRate
+	}
+	return cs
+}
