@@ -270,27 +270,9 @@ func (s *File) ReadAt(p []byte, off int64) (int, error) {
 	if rest := s.layout.length - off; int64(len(p)) > rest {
 		p, eof = p[:rest], io.EOF
 	}
-	n := 0
-	for i := s.layout.fileAt(off); n < len(p); i++ {
-		f := &s.layout.files[i]
-		if f.length == 0 {
-			continue
-		}
-		seg := p[n : n+int(f.segment(off, int64(len(p)-n)))]
-		var err error
-		switch {
-		case f.padding:
-			clear(seg)
-		case s.files[i].selected.Load():
-			err = s.readFile(i, seg, off-f.offset)
-		default:
-			err = s.readFile(s.parts, seg, off)
-		}
-		if err != nil {
-			return n, err
-		}
-		n += len(seg)
-		off += int64(len(seg))
+	n, err := s.spans(p, off, func(b []byte) { clear(b) }, s.readFile)
+	if err != nil {
+		return n, err
 	}
 	return n, eof
 }
@@ -321,6 +303,14 @@ func (s *File) WriteAt(p []byte, off int64) (int, error) {
 	if off < 0 || int64(len(p)) > s.layout.length-off {
 		return 0, fmt.Errorf("storage: write of %d bytes at %d: outside the content (%d bytes)", len(p), off, s.layout.length)
 	}
+	return s.spans(p, off, func([]byte) {}, s.writeFile)
+}
+
+// spans splits p, at content offset off, at file boundaries: padding
+// parts go to pad; the parts of a selected file to io(file, part, offset
+// in the file); the parts of other files to io(parts file, part, content
+// offset). It returns the bytes done.
+func (s *File) spans(p []byte, off int64, pad func([]byte), io func(slot int, p []byte, off int64) error) (int, error) {
 	n := 0
 	for i := s.layout.fileAt(off); n < len(p); i++ {
 		f := &s.layout.files[i]
@@ -331,11 +321,11 @@ func (s *File) WriteAt(p []byte, off int64) (int, error) {
 		var err error
 		switch {
 		case f.padding:
-			// dropped
+			pad(seg)
 		case s.files[i].selected.Load():
-			err = s.writeFile(i, seg, off-f.offset)
+			err = io(i, seg, off-f.offset)
 		default:
-			err = s.writeFile(s.parts, seg, off)
+			err = io(s.parts, seg, off)
 		}
 		if err != nil {
 			return n, err
