@@ -875,6 +875,14 @@ func (e *engine) fillRequests(p *peerConn) {
 	if room <= 0 || (room < p.maxReqs/8 && len(p.reqs) > 0) {
 		return
 	}
+	// Endgame: only a peer with nothing left to send us asks for blocks
+	// already asked of others, a few at a time, so little arrives twice.
+	if e.picker.Endgame() {
+		if len(p.reqs) > 0 {
+			return
+		}
+		room = min(room, 8)
+	}
 	// Memory: blocks held (in pieces being fetched or verified) plus
 	// blocks asked for stay within the budget; past it only pieces
 	// already started are continued, so they can complete and free theirs.

@@ -247,6 +247,10 @@ func (p *Picker) pick(peer Peer, max int, dst []Block, allowNew bool) []Block {
 	return dst
 }
 
+// Endgame reports whether the download is in endgame: every block of
+// every wanted missing piece is requested or received.
+func (p *Picker) Endgame() bool { return p.nwanted > 0 && p.endgame() }
+
 // endgame reports whether every block of every wanted missing piece is
 // requested or received: no piece left to start, nothing pending.
 func (p *Picker) endgame() bool {
