@@ -2,6 +2,7 @@ package aiotorrent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"path/filepath"
@@ -104,14 +105,22 @@ func (t *Torrent) start(dir string, selected []bool) (*engine, error) {
 		return nil, err
 	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	for t.starting != nil { // another call is checking the data: wait for it
+		ch := t.starting
+		t.mu.Unlock()
+		<-ch
+		t.mu.Lock()
+	}
 	if t.closed {
+		t.mu.Unlock()
 		return nil, fmt.Errorf("torrent %s: %w", t.Name(), ErrClosed)
 	}
 	if t.eng != nil {
+		defer t.mu.Unlock()
 		if dir != "" && filepath.Clean(dir) != t.dir {
 			return nil, fmt.Errorf("torrent %s is already downloading into %s", t.Name(), t.dir)
 		}
+		t.eng.users++
 		return t.eng, nil
 	}
 	if dir == "" {
@@ -120,12 +129,31 @@ func (t *Torrent) start(dir string, selected []bool) (*engine, error) {
 	if dir == "" {
 		dir = "."
 	}
-	e, err := startEngine(t, dir, selected)
+	// The data check may take a while: it runs without t.mu, and Close
+	// cancels it.
+	starting := make(chan struct{})
+	checkCtx, cancel := context.WithCancel(c.ctx)
+	t.starting, t.cancelStart = starting, cancel
+	peers := slices.Clone(t.extraPeers)
+	t.mu.Unlock()
+
+	e, err := startEngine(checkCtx, c, t, dir, selected, peers)
+	cancel()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.starting, t.cancelStart = nil, nil
+	close(starting)
 	if err != nil {
 		return nil, fmt.Errorf("torrent %s: %w", t.Name(), err)
 	}
+	if t.closed {
+		t.stopping = append(t.stopping, e)
+		go e.stop()
+		return nil, fmt.Errorf("torrent %s: %w", t.Name(), ErrClosed)
+	}
 	t.eng = e
 	t.dir = filepath.Clean(dir)
+	e.users++
 	return e, nil
 }
 
@@ -216,6 +244,7 @@ func (t *Torrent) DownloadFiles(ctx context.Context, files []File, opts ...Optio
 		e.connectMore(time.Now())
 	})
 	if !ok {
+		t.release(e, false)
 		return fmt.Errorf("torrent %s: %w", t.Name(), ErrClosed)
 	}
 	for {
@@ -224,39 +253,56 @@ func (t *Torrent) DownloadFiles(ctx context.Context, files []File, opts ...Optio
 			w.run()
 		case <-w.done:
 			w.run()
+			t.release(e, false)
 			return w.err
 		case <-ctx.Done():
 			e.call(func() {
 				e.waiters = slices.DeleteFunc(e.waiters, func(x *waiter) bool { return x == w })
 			})
-			t.stopIfIdle()
+			t.release(e, true)
 			return ctx.Err()
 		}
 	}
 }
 
-// stopIfIdle stops the engine when no download waits on it.
-func (t *Torrent) stopIfIdle() {
-	e := t.running()
-	if e == nil {
-		return
+// release ends one use of e begun by start; with stop, the last use stops
+// it unless Start keeps it running. The check and the detaching are one
+// step under t.mu, so a start cannot slip in between.
+func (t *Torrent) release(e *engine, stop bool) {
+	t.mu.Lock()
+	e.users--
+	last := stop && e.users == 0 && !e.kept && t.eng == e
+	if last {
+		t.eng = nil
+		t.stopping = append(t.stopping, e)
 	}
-	idle := false
-	if !e.callWait(func() { idle = len(e.waiters) == 0 && !e.seeding }) || !idle {
-		return
+	t.mu.Unlock()
+	if last {
+		e.stop()
 	}
-	t.stopEngine()
 }
 
+// stopEngine stops the running engine and waits for every engine being
+// stopped by other calls too.
 func (t *Torrent) stopEngine() error {
 	t.mu.Lock()
-	e := t.eng
-	t.eng = nil
-	t.mu.Unlock()
-	if e == nil {
-		return nil
+	if t.eng != nil {
+		t.stopping = append(t.stopping, t.eng)
+		t.eng = nil
 	}
-	return e.stop()
+	if t.cancelStart != nil {
+		t.cancelStart()
+	}
+	stopping := slices.Clone(t.stopping)
+	t.mu.Unlock()
+	var errs []error
+	for _, e := range stopping {
+		errs = append(errs, e.stop())
+	}
+	t.mu.Lock()
+	t.stopping = slices.DeleteFunc(t.stopping, func(e *engine) bool { return slices.Contains(stopping, e) })
+	t.mu.Unlock()
+	return errors.Join(errs...)
 }
 
 // Seed serves the torrent from the download folder (checking the data
@@ -268,8 +314,7 @@ func (t *Torrent) Seed(ctx context.Context, opts ...Option) error {
 		return err
 	}
 	<-ctx.Done()
-	e.call(func() { e.seeding = false })
-	t.stopIfIdle()
+	t.release(e, true)
 	return nil
 }
 
@@ -277,8 +322,15 @@ func (t *Torrent) Seed(ctx context.Context, opts ...Option) error {
 // data in the folder and serves peers (downloading what is missing) until
 // Close, for callers that wait on their own (Stats, a Reader).
 func (t *Torrent) Start(opts ...Option) error {
-	_, err := t.serve(opts)
-	return err
+	e, err := t.serve(opts)
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	e.kept = true
+	t.mu.Unlock()
+	t.release(e, false)
+	return nil
 }
 
 // serve starts the torrent with every file selected and marks it as
@@ -303,9 +355,9 @@ func (t *Torrent) serve(opts []Option) (*engine, error) {
 		if err := e.selectMore(sel); err != nil {
 			e.fail(err)
 		}
-		e.seeding = true
 	})
 	if !ok {
+		t.release(e, false)
 		return nil, fmt.Errorf("torrent %s: %w", t.Name(), ErrClosed)
 	}
 	return e, nil
@@ -392,6 +444,11 @@ func (w *waiter) pieceDone(i int, e *engine) {
 		return
 	}
 	w.left--
+	if w.onPiece != nil && w.strategy != Sequential {
+		w.reported.Set(i)
+		w.push([]Piece{{Index: i, Offset: int64(i) * e.info.PieceLength, Length: int(e.info.PieceSize(i))}})
+		return
+	}
 	w.deliver(e.info)
 }
 
@@ -426,6 +483,11 @@ func (w *waiter) deliver(info interface {
 			}
 		}
 	}
+	w.push(add)
+}
+
+// push queues pieces for the callback.
+func (w *waiter) push(add []Piece) {
 	if len(add) == 0 {
 		return
 	}

@@ -54,13 +54,17 @@ type engine struct {
 	limits peer.Limits
 	log    *slog.Logger
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // every goroutine of this torrent
-	loopWG sync.WaitGroup // the loop
-	events chan event
-	hashed chan hashResult
-	hashes chan struct{} // hashing slots
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup // every goroutine of this torrent
+	loopWG   sync.WaitGroup // the loop
+	events   chan event
+	stopOnce sync.Once
+	stopErr  error        // of the stop, for every caller
+	sendMu   sync.RWMutex // read-held by call while it sends to events
+	stopping bool         // guarded by sendMu: events takes nothing more
+	hashed   chan hashResult
+	hashes   chan struct{} // hashing slots
 
 	// Counters read by the announcer and Stats from other goroutines.
 	downloaded atomic.Int64 // payload bytes received
@@ -91,9 +95,9 @@ type engine struct {
 	upRate     rate
 	lastDown   int64
 	lastUp     int64
-	snapshot   Stats
 	closed     bool
-	seeding    bool // Seed or Start keeps it running with no download
+	users      int  // guarded by t.mu: Downloads and Seeds using it
+	kept       bool // guarded by t.mu: Start keeps it running until Close
 }
 
 // pieceBuf holds the blocks of a piece being fetched.
@@ -163,8 +167,7 @@ func (r *rate) add(bytes int64, dt float64) {
 
 // startEngine opens the storage, checks what is already there and starts
 // the torrent's goroutines.
-func startEngine(t *Torrent, dir string, selected []bool) (*engine, error) {
-	c := t.client
+func startEngine(checkCtx context.Context, c *Client, t *Torrent, dir string, selected []bool, peers []netip.AddrPort) (*engine, error) {
 	info := &t.mi.Info
 	store, err := storage.NewFile(dir, info, t.infoHash, storage.FileOptions{Selected: selected})
 	if err != nil {
@@ -188,7 +191,7 @@ func startEngine(t *Torrent, dir string, selected []bool) (*engine, error) {
 	}
 	e.budget = max(c.cfg.BufferBytes, 4*info.PieceLength)
 	e.ctx, e.cancel = context.WithCancel(c.ctx)
-	if err := e.check(); err != nil {
+	if err := e.check(checkCtx); err != nil {
 		store.Close()
 		e.cancel()
 		return nil, err
@@ -218,7 +221,6 @@ func startEngine(t *Torrent, dir string, selected []bool) (*engine, error) {
 	}
 	e.loopWG.Add(1)
 	go e.run()
-	peers := slices.Clone(t.extraPeers)
 	if t.magnet != nil {
 		for _, hp := range t.magnet.Peers {
 			if ap, err := netip.ParseAddrPort(hp); err == nil {
@@ -234,7 +236,7 @@ func startEngine(t *Torrent, dir string, selected []bool) (*engine, error) {
 
 // check verifies the pieces already in storage, in parallel; pieces of
 // files that do not exist are skipped without reading.
-func (e *engine) check() error {
+func (e *engine) check(ctx context.Context) error {
 	n := e.info.NumPieces()
 	var next atomic.Int64
 	var mu sync.Mutex
@@ -247,7 +249,7 @@ func (e *engine) check() error {
 			buf := make([]byte, e.info.PieceLength)
 			for {
 				i := int(next.Add(1) - 1)
-				if i >= n || e.ctx.Err() != nil {
+				if i >= n || ctx.Err() != nil {
 					return
 				}
 				size := e.info.PieceSize(i)
@@ -268,7 +270,7 @@ func (e *engine) check() error {
 		}()
 	}
 	wg.Wait()
-	if err := e.ctx.Err(); err != nil {
+	if err := ctx.Err(); err != nil {
 		return err
 	}
 	for _, i := range good {
@@ -318,6 +320,9 @@ func (e *engine) selectFiles(sel []bool) {
 // syncFile makes a complete file durable off the loop, then marks it
 // synced.
 func (e *engine) syncFile(f int) {
+	if e.closed {
+		return
+	}
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
@@ -339,6 +344,11 @@ func filePath(info *metainfo.Info, f int) string {
 
 // call runs fn on the loop; it reports false if the torrent stopped.
 func (e *engine) call(fn func()) bool {
+	e.sendMu.RLock()
+	defer e.sendMu.RUnlock()
+	if e.stopping {
+		return false
+	}
 	select {
 	case e.events <- event{kind: evCall, fn: fn}:
 		return true
@@ -424,7 +434,15 @@ func (e *engine) shutdown() {
 // stop ends the torrent and waits for every goroutine; the storage is
 // closed last.
 func (e *engine) stop() error {
+	e.stopOnce.Do(func() { e.stopErr = e.doStop() })
+	return e.stopErr
+}
+
+func (e *engine) doStop() error {
 	e.cancel()
+	e.sendMu.Lock() // calls in flight end at once: ctx is done
+	e.stopping = true
+	e.sendMu.Unlock()
 	e.loopWG.Wait()
 	e.wg.Wait()
 	// Events may hold blocks and connections that never reached the loop.
@@ -465,7 +483,7 @@ func (e *engine) addPeers(addrs []netip.AddrPort) {
 // connectMore dials known peers while the torrent needs pieces and has
 // connection slots.
 func (e *engine) connectMore(now time.Time) {
-	if e.err != nil || e.picker.Missing() == 0 {
+	if e.closed || e.err != nil || e.picker.Missing() == 0 {
 		return
 	}
 	for a, cand := range e.known {
@@ -536,6 +554,8 @@ func (e *engine) dialHandshake(a netip.AddrPort) (net.Conn, [20]byte, peer.Reser
 	}
 	deadline, _ := ctx.Deadline()
 	conn.SetDeadline(deadline)
+	stopAbort := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+	defer stopAbort()
 	if err := peer.WriteHandshake(conn, e.handshake()); err != nil {
 		return conn, id, res, err
 	}
@@ -564,6 +584,10 @@ func (e *engine) onConn(conn net.Conn, a netip.AddrPort, id [20]byte, res peer.R
 		e.log.Debug("peer refused", "addr", a, "why", why)
 		conn.Close()
 		e.c.releaseConn()
+		if cand := e.known[a]; cand != nil && outgoing {
+			cand.state = candIdle
+			cand.retryAt = time.Now().Add(30 * time.Second)
+		}
 	}
 	if e.closed {
 		reject("torrent stopped")
@@ -758,14 +782,13 @@ func (e *engine) onHashed(r hashResult) {
 	e.hashing--
 	pb := e.bufs[r.index]
 	e.bufs[r.index] = nil
-	defer func() {
-		for _, b := range pb.blocks {
-			if b != nil {
-				putBlock(b)
-				e.held -= peer.BlockSize
-			}
+	// The blocks go back first, so the refills below see the memory free.
+	for _, b := range pb.blocks {
+		if b != nil {
+			putBlock(b)
+			e.held -= peer.BlockSize
 		}
-	}()
+	}
 	if r.err != nil {
 		e.picker.Failed(r.index)
 		e.fail(fmt.Errorf("write piece %d: %w", r.index, r.err))
@@ -946,6 +969,13 @@ func (e *engine) unchokeMore() {
 
 func (e *engine) onMessage(p *peerConn, m *peer.Message) {
 	switch m.Type {
+	case peer.HaveAll, peer.HaveNone, peer.Reject, peer.Suggest, peer.AllowedFast:
+		if !p.res.Fast() {
+			e.dropPeer(p, fmt.Errorf("%w: %s without the Fast extension", peer.ErrBadMessage, m.Type))
+			return
+		}
+	}
+	switch m.Type {
 	case peer.Choke:
 		p.peerChoking = true
 		if !p.res.Fast() {
@@ -957,6 +987,7 @@ func (e *engine) onMessage(p *peerConn, m *peer.Message) {
 		}
 	case peer.Unchoke:
 		p.peerChoking = false
+		p.rejected = nil
 		e.fillRequests(p)
 	case peer.Interested:
 		p.peerInterested = true
@@ -1009,7 +1040,15 @@ func (e *engine) onMessage(p *peerConn, m *peer.Message) {
 		if k := slices.Index(p.reqs, b); k >= 0 {
 			p.reqs = slices.Delete(p.reqs, k, k+1)
 			e.picker.Cancelled(b)
-			e.fillAll()
+			if p.rejected == nil {
+				p.rejected = bitfield.New(e.info.NumPieces())
+			}
+			p.rejected.Set(b.Piece) // not asked again until it unchokes anew
+			for q := range e.peers {
+				if q != p {
+					e.fillRequests(q)
+				}
+			}
 		}
 	case peer.Extended:
 		if m.ExtendedID == 0 {
@@ -1025,6 +1064,10 @@ func (e *engine) onRequest(p *peerConn, m *peer.Message) {
 				return peer.AppendRequest(out, peer.Reject, m.Index, m.Begin, m.Length)
 			})
 		}
+	}
+	if p.backlog() > maxOutBytes {
+		e.dropPeer(p, errors.New("requests faster than it reads our answers"))
+		return
 	}
 	if p.amChoking || !e.picker.Have(int(m.Index)) {
 		reject()
@@ -1049,7 +1092,13 @@ func (e *engine) tick(now time.Time, dt float64) {
 			depth := int(p.down.v * queueTime / peer.BlockSize)
 			p.maxReqs = max(minRequests, min(depth, p.reqq))
 		}
-		if len(p.reqs) > 0 && now.Sub(p.lastBlock) > e.c.cfg.RequestTimeout && !p.snubbed {
+		if len(p.reqs) > 0 && now.Sub(p.lastBlock) > e.c.cfg.RequestTimeout {
+			if p.snubbed {
+				// Its one request timed out too: it pins a block (and the
+				// piece's memory) for nothing.
+				e.dropPeer(p, errors.New("no block in two request timeouts"))
+				continue
+			}
 			e.log.Debug("peer snubbed us", "addr", p.addr)
 			p.snubbed = true
 			p.maxReqs = 1
@@ -1064,6 +1113,38 @@ func (e *engine) tick(now time.Time, dt float64) {
 		}
 		e.fillRequests(p)
 	}
+	e.evictStalled()
 	e.connectMore(now)
-	e.snapshot = e.stats()
+}
+
+// evictStalled frees the memory budget when it is spent on pieces nobody
+// is sending: with nothing asked for and nothing being verified, the
+// pieces in progress are dropped, to be fetched again from whoever has
+// them (their peers may have left, or only choke us).
+func (e *engine) evictStalled() {
+	if e.held < e.budget || e.hashing > 0 || e.picker.Missing() == 0 {
+		return
+	}
+	for p := range e.peers {
+		if len(p.reqs) > 0 {
+			return
+		}
+	}
+	for i, pb := range e.bufs {
+		if pb == nil {
+			continue
+		}
+		size := int(e.info.PieceSize(i))
+		for k, b := range pb.blocks {
+			if b != nil {
+				putBlock(b)
+				e.held -= peer.BlockSize
+				e.wasted.Add(int64(min(peer.BlockSize, size-k*peer.BlockSize)))
+			}
+		}
+		e.bufs[i] = nil
+		e.picker.Failed(i)
+	}
+	e.log.Debug("memory budget spent on stalled pieces: dropped them")
+	e.fillAll()
 }

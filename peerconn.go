@@ -56,7 +56,8 @@ type peerConn struct {
 	strikes        int
 	closed         bool
 	banned         bool
-	client         string // from the extension handshake
+	client         string             // from the extension handshake
+	rejected       *bitfield.Bitfield // pieces it rejected since it last unchoked us
 }
 
 func newPeerConn(e *engine, conn net.Conn, a netip.AddrPort, id [20]byte, res peer.Reserved, outgoing bool) *peerConn {
@@ -74,7 +75,17 @@ func newPeerConn(e *engine, conn net.Conn, a netip.AddrPort, id [20]byte, res pe
 }
 
 // Has and Requested make a peerConn a picker.Peer.
-func (p *peerConn) Has(i int) bool { return p.has.Has(i) }
+func (p *peerConn) Has(i int) bool { return p.has.Has(i) && (p.rejected == nil || !p.rejected.Has(i)) }
+
+// maxOutBytes bounds the messages queued for a peer that does not read.
+const maxOutBytes = 1 << 20
+
+// backlog is the size of the messages queued for the writer.
+func (p *peerConn) backlog() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.out)
+}
 
 // Requested reports an outstanding request for b to this peer.
 func (p *peerConn) Requested(b picker.Block) bool { return slices.Contains(p.reqs, b) }
@@ -116,11 +127,18 @@ func (p *peerConn) cancelUpload(index, begin, length uint32) {
 	p.mu.Unlock()
 }
 
-// clearUploads drops queued uploads (we choked the peer).
+// clearUploads drops queued uploads (we choked the peer), rejecting each
+// under the Fast extension so the peer need not wait for them.
 func (p *peerConn) clearUploads() {
 	p.mu.Lock()
+	if p.res.Fast() && !p.dead {
+		for _, u := range p.ups {
+			p.out = peer.AppendRequest(p.out, peer.Reject, u.index, u.begin, u.length)
+		}
+	}
 	p.ups = p.ups[:0]
 	p.mu.Unlock()
+	p.poke()
 }
 
 // close closes the connection; the reader and writer then end.
@@ -132,21 +150,9 @@ func (p *peerConn) close() {
 	p.conn.Close()
 }
 
-// sendInitial queues the extension handshake and what we have.
+// sendInitial queues what we have, then the extension handshake.
 func (p *peerConn) sendInitial() {
 	e := p.e
-	if p.res.Extended() {
-		hs := extHandshake{V: "aiotorrent 0.1", Reqq: maxPeerRequests, M: map[string]int{}}
-		if port := e.c.port(); port != 0 {
-			hs.P = int(port)
-		}
-		payload, err := bencode.Marshal(hs)
-		if err == nil {
-			p.send(func(out []byte) []byte {
-				return peer.AppendMessage(out, &peer.Message{Type: peer.Extended, ExtendedID: 0, Payload: payload})
-			})
-		}
-	}
 	have := e.picker.HaveBitfield()
 	switch {
 	case p.res.Fast() && have.Full():
@@ -158,6 +164,20 @@ func (p *peerConn) sendInitial() {
 		p.send(func(out []byte) []byte {
 			return peer.AppendMessage(out, &peer.Message{Type: peer.Bitfield, Payload: bits})
 		})
+	}
+	// The extension handshake after what we have: BEP 3 and BEP 6 want
+	// that first.
+	if p.res.Extended() {
+		hs := extHandshake{V: "aiotorrent 0.1", Reqq: maxPeerRequests, M: map[string]int{}}
+		if port := e.c.port(); port != 0 {
+			hs.P = int(port)
+		}
+		payload, err := bencode.Marshal(hs)
+		if err == nil {
+			p.send(func(out []byte) []byte {
+				return peer.AppendMessage(out, &peer.Message{Type: peer.Extended, ExtendedID: 0, Payload: payload})
+			})
+		}
 	}
 }
 
@@ -314,6 +334,11 @@ func (p *peerConn) writeLoop() {
 				off := int64(u.index)*e.info.PieceLength + int64(u.begin)
 				if _, err := e.store.ReadAt(buf[:n], off); err != nil {
 					e.log.Warn("read block to upload", "piece", u.index, "err", err)
+					if p.res.Fast() {
+						p.send(func(out []byte) []byte {
+							return peer.AppendRequest(out, peer.Reject, u.index, u.begin, u.length)
+						})
+					}
 					continue
 				}
 				if _, err := bw.Write(peer.AppendPieceHeader(hdr[:0], u.index, u.begin, n)); err != nil {

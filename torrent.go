@@ -31,12 +31,15 @@ type Torrent struct {
 	mi       *metainfo.MetaInfo // nil until the metadata is known
 	magnet   *metainfo.Magnet   // set when opened from a magnet link
 
-	mu         sync.Mutex
-	client     *Client          // guarded by mu; nil until added to a client
-	eng        *engine          // guarded by mu; nil unless running
-	dir        string           // guarded by mu; the download folder once running
-	closed     bool             // guarded by mu
-	extraPeers []netip.AddrPort // guarded by mu; from AddPeers
+	mu          sync.Mutex
+	client      *Client          // guarded by mu; nil until added to a client
+	eng         *engine          // guarded by mu; nil unless running
+	dir         string           // guarded by mu; the download folder once running
+	closed      bool             // guarded by mu
+	starting    chan struct{}    // guarded by mu; closed when a start's data check ends
+	cancelStart func()           // guarded by mu; cancels that check
+	stopping    []*engine        // guarded by mu; engines being stopped
+	extraPeers  []netip.AddrPort // guarded by mu; from AddPeers
 }
 
 // File is one file of a torrent, as offered to the user. BEP 47 padding

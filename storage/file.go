@@ -80,6 +80,11 @@ type File struct {
 
 	closed atomic.Bool // set under mu, read without it for quick refusals
 
+	// selMu orders selection against writes: WriteAt holds it for reading
+	// across its walk, Select for writing while it flips a file and copies
+	// its boundary bytes out of the parts file.
+	selMu sync.RWMutex
+
 	mu       sync.Mutex
 	cond     sync.Cond // L is &mu; broadcast when a slot changes state or its refs drop to 0, and on Close
 	slots    []slot    // guarded by mu; one per file, then the parts file
@@ -303,6 +308,8 @@ func (s *File) WriteAt(p []byte, off int64) (int, error) {
 	if off < 0 || int64(len(p)) > s.layout.length-off {
 		return 0, fmt.Errorf("storage: write of %d bytes at %d: outside the content (%d bytes)", len(p), off, s.layout.length)
 	}
+	s.selMu.RLock()
+	defer s.selMu.RUnlock()
 	return s.spans(p, off, func([]byte) {}, s.writeFile)
 }
 
@@ -367,6 +374,8 @@ func (s *File) Select(i int, have func(piece int) bool) error {
 	if f.padding || s.files[i].selected.Load() {
 		return nil
 	}
+	s.selMu.Lock()
+	defer s.selMu.Unlock()
 	s.files[i].selected.Store(true)
 	if f.length == 0 {
 		h, _, err := s.open(i, accessWrite)
@@ -384,13 +393,16 @@ func (s *File) Select(i int, have func(piece int) bool) error {
 	pl := s.layout.pieceLen
 	first, last := int(f.offset/pl), int((f.offset+f.length-1)/pl)
 	for _, piece := range []int{first, last} {
-		if !have(piece) {
-			continue
-		}
+		// Whatever the parts file holds, verified or not: a piece being
+		// written now may have put bytes there that is not verified yet.
 		begin := max(int64(piece)*pl, f.offset)
 		end := min(int64(piece+1)*pl, f.offset+f.length)
 		buf := make([]byte, end-begin)
-		if err := s.readFile(s.parts, buf, begin); err != nil {
+		err := s.readFile(s.parts, buf, begin)
+		if errors.Is(err, io.ErrUnexpectedEOF) && !have(piece) {
+			err = nil // not that far yet; nothing of it verified
+		}
+		if err != nil {
 			return err
 		}
 		if err := s.writeFile(i, buf, begin-f.offset); err != nil {
