@@ -154,6 +154,10 @@ func (t *Torrent) start(dir string, selected []bool) (*engine, error) {
 	t.eng = e
 	t.dir = filepath.Clean(dir)
 	e.users++
+	if late := t.extraPeers[len(peers):]; len(late) > 0 {
+		// AddPeers during the data check found no engine to tell.
+		e.addPeers(late)
+	}
 	return e, nil
 }
 
