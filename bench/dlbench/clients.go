@@ -26,8 +26,9 @@ import (
 // The four BitTorrent programs, as seeders and as leechers. Every one
 // listens and connects on 127.0.0.1 only, with DHT, local peer discovery,
 // peer exchange and port mapping off: the tracker is the only source of
-// peers. The settings are those of internal/swarmtest (aria2.go,
-// qbittorrent.go, libtorrent_client.py), where each is explained.
+// peers. The settings are those of internal/swarmtest (bench.go, where
+// aria2c's and qBittorrent's are shared, and libtorrent_client.py), where
+// each is explained.
 
 // Client names, as given to -seeders and -leechers.
 const (
@@ -177,42 +178,18 @@ func (b *bench) waitExit(ctx context.Context, p *proc) (*measure, error) {
 
 // --- aria2c ---
 
-// aria2Args are the options of internal/swarmtest/aria2.go (startAria2),
-// but for the log level: its info log writes a line per block.
-func aria2Args(port int, dir, logFile string) []string {
-	return []string{
-		"--no-conf=true",
-		"--interface=127.0.0.1",
-		"--disable-ipv6=true",
-		"--enable-dht=false",
-		"--enable-dht6=false",
-		"--bt-enable-lpd=false",
-		"--enable-peer-exchange=false",
-		"--listen-port=" + strconv.Itoa(port),
-		"--bt-tracker-interval=2",
-		"--stop-with-process=" + strconv.Itoa(os.Getpid()),
-		"--dir=" + dir,
-		"--allow-overwrite=true",
-		"--auto-file-renaming=false",
-		"--file-allocation=none",
-		"--bt-save-metadata=false",
-		"--summary-interval=0",
-		"--console-log-level=notice",
-		"--log=" + logFile,
-		"--log-level=notice",
-	}
-}
-
 func (b *bench) aria2Seeder(ctx context.Context, dir string) (*seeder, error) {
-	port, err := freePort()
+	port, err := swarmtest.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	rpcPort, err := freePort()
+	rpcPort, err := swarmtest.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	args := append([]string{b.aria2}, aria2Args(port, b.seedDir, filepath.Join(dir, "aria2.log"))...)
+	// The options of swarmtest's aria2c but for the log level: its info
+	// log writes a line per block.
+	args := append([]string{b.aria2}, swarmtest.Aria2Args(port, b.seedDir, filepath.Join(dir, "aria2.log"), "notice")...)
 	args = append(args,
 		"--check-integrity=true", // hash the data before seeding
 		"--seed-ratio=0.0",       // with no --seed-time: seed for ever
@@ -274,7 +251,7 @@ func aria2Uploaded(ctx context.Context, client *http.Client, rpc string) (int64,
 // aria2Leech runs aria2c into out; it exits once the download is complete
 // (--seed-time=0). aria2c checks each piece as it arrives.
 func (b *bench) aria2Leech(ctx context.Context, out string) (*measure, error) {
-	port, err := freePort()
+	port, err := swarmtest.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -282,7 +259,7 @@ func (b *bench) aria2Leech(ctx context.Context, out string) (*measure, error) {
 	if err := os.MkdirAll(home, 0o755); err != nil {
 		return nil, err
 	}
-	args := append([]string{b.aria2}, aria2Args(port, out, filepath.Join(home, "aria2.log"))...)
+	args := append([]string{b.aria2}, swarmtest.Aria2Args(port, out, filepath.Join(home, "aria2.log"), "notice")...)
 	args = append(args, "--seed-time=0", b.torrent)
 	p, err := startProc("aria2c leecher", filepath.Join(home, "output.log"), home, []string{"HOME=" + home}, nil, args...)
 	if err != nil {
@@ -319,30 +296,24 @@ func (q qbitTorrent) complete() bool {
 func (q qbitTorrent) failed() bool { return q.State == "error" || q.State == "missingFiles" }
 
 // startQbit starts qbittorrent-nox with a fresh profile in dir (settings:
-// swarmtest.QbittorrentConf) and returns once its Web API answers.
+// swarmtest.QbittorrentProfile) and returns once its Web API answers.
 func (b *bench) startQbit(ctx context.Context, name, dir string) (*qbit, error) {
-	port, err := freePort()
+	port, err := swarmtest.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	webPort, err := freePort()
+	webPort, err := swarmtest.FreePort()
 	for err == nil && webPort == port {
-		webPort, err = freePort()
+		webPort, err = swarmtest.FreePort()
 	}
 	if err != nil {
 		return nil, err
 	}
-	confDir := filepath.Join(dir, "qBittorrent", "config")
-	if err := os.MkdirAll(confDir, 0o755); err != nil {
+	args, env, err := swarmtest.QbittorrentProfile(dir, port, webPort)
+	if err != nil {
 		return nil, err
 	}
-	conf := swarmtest.QbittorrentConf(dir, port, webPort)
-	if err := os.WriteFile(filepath.Join(confDir, "qBittorrent.conf"), []byte(conf), 0o644); err != nil {
-		return nil, err
-	}
-	p, err := startProc(name, filepath.Join(dir, "output.log"), dir,
-		[]string{"HOME=" + dir, "XDG_CONFIG_HOME=" + dir, "XDG_DATA_HOME=" + dir, "XDG_CACHE_HOME=" + dir}, nil,
-		b.qbit, "--profile="+dir, "--webui-port="+strconv.Itoa(webPort))
+	p, err := startProc(name, filepath.Join(dir, "output.log"), dir, env, nil, append([]string{b.qbit}, args...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -448,31 +419,7 @@ func (q *qbit) waitComplete(ctx context.Context, h string) error {
 const qbitPollEvery = 50 * time.Millisecond
 
 func (q *qbit) get(ctx context.Context, method string, query url.Values, v any) error {
-	u := q.api + method
-	if len(query) > 0 {
-		u += "?" + query.Encode()
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := q.client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s: %q", u, resp.Status, body)
-	}
-	if s, ok := v.(*string); ok {
-		*s = string(body)
-		return nil
-	}
-	return json.Unmarshal(body, v)
+	return swarmtest.QbittorrentGet(ctx, q.client, q.api, method, query, v)
 }
 
 func (b *bench) qbitSeeder(ctx context.Context, dir string) (*seeder, error) {

@@ -30,35 +30,27 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
-	"runtime"
 	"slices"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
-	"unsafe"
 
+	"github.com/aiotorrent/aiotorrent/bench/internal/harness"
 	"github.com/aiotorrent/aiotorrent/internal/swarmtest"
 	"github.com/aiotorrent/aiotorrent/metainfo"
 	"github.com/aiotorrent/aiotorrent/tracker/server"
 )
 
 const (
-	modulePath = "github.com/aiotorrent/aiotorrent"
-	chunkSize  = 4 << 20 // write and read the content in 4 MiB chunks
 	// trackerInterval is the announce interval the tracker asks for.
 	// libtorrent (and so qBittorrent) waits at least 5 minutes between
 	// announces whatever the tracker says, so peers are kept for an hour
@@ -85,15 +77,7 @@ type config struct {
 	pprofDir  string
 }
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:])
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "dlbench:", err)
-		os.Exit(1)
-	}
-}
+func main() { harness.Main("dlbench", run) }
 
 func parseArgs(args []string) (*config, error) {
 	fs := flag.NewFlagSet("dlbench", flag.ContinueOnError)
@@ -111,15 +95,12 @@ func parseArgs(args []string) (*config, error) {
 		fmt.Fprintln(fs.Output(), "usage: go run ./bench/dlbench [-size 1G] [-runs 3] [-seeders all] [-leechers all] [-piece-size SIZE] [-timeout D] [-dir DIR] [-keep] [-cpuprofile DIR] [-perf DIR]")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := harness.ParseFlags(fs, args); err != nil {
 		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	c := &config{runs: *runs, pieceSize: *pieceSize, timeout: *timeout, dir: *dir, keep: *keep, perfDir: *perfDir, pprofDir: *pprofDir}
 	var err error
-	if c.size, err = parseSize(*size); err != nil {
+	if c.size, err = harness.ParseSize(*size); err != nil {
 		return nil, fmt.Errorf("-size: %w", err)
 	}
 	if c.size < 1<<20 {
@@ -140,20 +121,19 @@ func parseArgs(args []string) (*config, error) {
 	if c.timeout < 0 {
 		return nil, errors.New("-timeout must be positive")
 	}
-	if c.dir != "" {
-		if st, err := os.Stat(c.dir); err != nil || !st.IsDir() {
-			return nil, fmt.Errorf("-dir %s: not an existing folder", c.dir)
-		}
-	}
 	for _, d := range []struct {
 		flag string
 		dir  *string
-	}{{"-perf", &c.perfDir}, {"-cpuprofile", &c.pprofDir}} {
+		abs  bool
+	}{{"-dir", &c.dir, false}, {"-perf", &c.perfDir, true}, {"-cpuprofile", &c.pprofDir, true}} {
 		if *d.dir == "" {
 			continue
 		}
-		if st, err := os.Stat(*d.dir); err != nil || !st.IsDir() {
-			return nil, fmt.Errorf("%s %s: not an existing folder", d.flag, *d.dir)
+		if err := harness.CheckDir(d.flag, *d.dir); err != nil {
+			return nil, err
+		}
+		if !d.abs {
+			continue
 		}
 		if *d.dir, err = filepath.Abs(*d.dir); err != nil {
 			return nil, err
@@ -189,24 +169,6 @@ func parseClients(s string) ([]string, error) {
 		}
 	}
 	return out, nil
-}
-
-// parseSize reads "1073741824", "1G", "1GiB", "256M", "512K".
-func parseSize(s string) (int64, error) {
-	t := strings.ToUpper(strings.TrimSpace(s))
-	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "I")
-	mult := int64(1)
-	if t != "" {
-		if i := strings.IndexByte("KMGT", t[len(t)-1]); i >= 0 {
-			mult = 1 << (10 * (i + 1))
-			t = t[:len(t)-1]
-		}
-	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n <= 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("%q is not a size such as 256M or 1G", s)
-	}
-	return n * mult, nil
 }
 
 // bench is the swarm the leechers download from.
@@ -249,20 +211,17 @@ type row struct {
 func run(ctx context.Context, args []string) error {
 	cfg, err := parseArgs(args)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
 		return err
 	}
 	b := &bench{cfg: cfg}
 	if err := b.findTools(slices.Concat(cfg.seeders, cfg.leechers)); err != nil {
 		return err
 	}
-	goCmd, err := findGo()
+	goCmd, err := harness.FindGo()
 	if err != nil {
 		return err
 	}
-	root, err := moduleRoot()
+	root, err := harness.ModuleRoot()
 	if err != nil {
 		return err
 	}
@@ -274,21 +233,18 @@ func run(ctx context.Context, args []string) error {
 	defer func() {
 		stopAll()
 		if cfg.keep {
-			progress("kept %s", b.work)
+			harness.Progress("kept %s", b.work)
 		} else {
 			os.RemoveAll(b.work)
 		}
 	}()
-	if err := checkFree(b.work, 2*cfg.size+256<<20); err != nil {
+	if err := harness.CheckFree(b.work, 2*cfg.size+256<<20, 0, "the content and one download"); err != nil {
 		return err
 	}
 
 	b.bin = filepath.Join(b.work, "aiotorrent")
-	progress("building %s/cmd/aiotorrent", modulePath)
-	build := exec.CommandContext(ctx, goCmd, "build", "-o", b.bin, "./cmd/aiotorrent")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./cmd/aiotorrent: %v\n%s", err, out)
+	if err := harness.BuildAiotorrent(ctx, goCmd, root, b.bin); err != nil {
+		return err
 	}
 
 	// The tracker, in this process: HTTP only, as aria2c announces only
@@ -303,7 +259,7 @@ func run(ctx context.Context, args []string) error {
 	go func() { served <- b.srv.Serve(tctx, ln, nil) }()
 	defer func() { stopTracker(); <-served }()
 	b.announce = "http://" + ln.Addr().String() + "/announce"
-	progress("tracker on %s", b.announce)
+	harness.Progress("tracker on %s", b.announce)
 
 	// The content and its torrent.
 	b.seedDir = filepath.Join(b.work, "seed")
@@ -311,7 +267,7 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	b.file = filepath.Join(b.seedDir, fmt.Sprintf("dlbench-%d.bin", cfg.size))
-	if err := makeFile(ctx, b.file, cfg.size); err != nil {
+	if err := harness.WriteContent(ctx, b.file, cfg.size, "dlbench"); err != nil {
 		return err
 	}
 	if b.sum, err = sha256File(b.file); err != nil {
@@ -329,7 +285,7 @@ func run(ctx context.Context, args []string) error {
 	if b.mi, err = metainfo.LoadFile(b.torrent); err != nil {
 		return err
 	}
-	progress("torrent %s: %d pieces of %d KiB", b.mi.InfoHash, b.mi.Info.NumPieces(), b.mi.Info.PieceLength>>10)
+	harness.Progress("torrent %s: %d pieces of %d KiB", b.mi.InfoHash, b.mi.Info.NumPieces(), b.mi.Info.PieceLength>>10)
 
 	// The seeders, one after the other: each checks the whole content,
 	// and two checking at once on 2 cores would only slow both.
@@ -340,7 +296,7 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 		b.seeders = append(b.seeders, s)
-		progress("seeder %-11s serving on %v (ready after %.1fs)", name, s.addr, time.Since(start).Seconds())
+		harness.Progress("seeder %-11s serving on %v (ready after %.1fs)", name, s.addr, time.Since(start).Seconds())
 	}
 	if err := b.waitTracker(ctx); err != nil {
 		return err
@@ -350,13 +306,12 @@ func run(ctx context.Context, args []string) error {
 	for i, name := range cfg.leechers {
 		rows[i] = &row{name: name}
 	}
-	cond := conditions{loadBefore: loadAvg()}
-	cpuStall, ioStall := psiTotal("cpu"), psiTotal("io")
-	start := time.Now()
+	cond := conditions{Conditions: harness.Watch()}
 	for r := range cfg.runs {
 		for i := range rows {
 			rw := rows[(i+r)%len(rows)]
-			n, err := keepCached(b.file)
+			// The seeders serve the content from memory.
+			n, err := harness.KeepCached(b.file, "the content")
 			if err != nil {
 				return err
 			}
@@ -367,20 +322,17 @@ func run(ctx context.Context, args []string) error {
 			}
 			if err != nil {
 				msg := fmt.Sprintf("run %d, %s: %v", r+1, rw.name, err)
-				progress("FAIL: %s", msg)
+				harness.Progress("FAIL: %s", msg)
 				rw.failures = append(rw.failures, msg)
 				continue
 			}
 			rw.ok = append(rw.ok, m)
-			progress("run %d/%d  %-11s %7.2fs wall %6.0f MiB/s  CPU %6.2fs  peak RSS %5.0f MiB (anon %4.0f)  seeders' CPU %6.2fs  sent by: %s",
-				r+1, cfg.runs, rw.name, m.wall.Seconds(), mib(cfg.size)/m.wall.Seconds(), m.cpu.Seconds(),
-				mib(m.maxRSS), mib(m.peakAnon), m.seedCPU.Seconds(), b.shares(m.sent))
+			harness.Progress("run %d/%d  %-11s %7.2fs wall %6.0f MiB/s  CPU %6.2fs  peak RSS %5.0f MiB (anon %4.0f)  seeders' CPU %6.2fs  sent by: %s",
+				r+1, cfg.runs, rw.name, m.wall.Seconds(), harness.MiB(cfg.size)/m.wall.Seconds(), m.cpu.Seconds(),
+				harness.MiB(m.maxRSS), harness.MiB(m.peakAnon), m.seedCPU.Seconds(), b.shares(m.sent))
 		}
 	}
-	elapsed := time.Since(start)
-	cond.loadAfter = loadAvg()
-	cond.cpuStall = stallShare(cpuStall, psiTotal("cpu"), elapsed)
-	cond.ioStall = stallShare(ioStall, psiTotal("io"), elapsed)
+	cond.Stop()
 
 	// Every seeder must still be there: one that died during the runs
 	// changed the swarm under the later leechers.
@@ -518,7 +470,7 @@ func (b *bench) waitTracker(ctx context.Context) error {
 	for {
 		st := b.srv.Stats()
 		if st.Seeders+st.Leechers >= len(b.seeders) {
-			progress("tracker: %d seeders, %d leechers", st.Seeders, st.Leechers)
+			harness.Progress("tracker: %d seeders, %d leechers", st.Seeders, st.Leechers)
 			return nil
 		}
 		select {
@@ -580,204 +532,20 @@ func (b *bench) findTools(clients []string) error {
 	return nil
 }
 
-func progress(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, format+"\n", args...)
-}
-
-// findGo returns the go command: the one in PATH, else the one in $GOROOT.
-func findGo() (string, error) {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p, nil
-	}
-	if g := os.Getenv("GOROOT"); g != "" {
-		p := filepath.Join(g, "bin", "go")
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-	}
-	return "", errors.New("the go command is not in PATH")
-}
-
-// moduleRoot walks up from the working folder to the go.mod of this module.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil {
-			if !bytes.Contains(data, []byte("module "+modulePath)) {
-				return "", fmt.Errorf("%s/go.mod is not module %s: run this from inside the aiotorrent module", dir, modulePath)
-			}
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod found above the working folder: run this from inside the aiotorrent module")
-		}
-		dir = parent
-	}
-}
-
-// checkFree fails if the file system holding dir has less than need bytes
-// free.
-func checkFree(dir string, need int64) error {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		return nil // cannot tell: let writing fail if it must
-	}
-	if free := int64(st.Bavail) * int64(st.Bsize); free < need {
-		return fmt.Errorf("%s: only %.0f MiB free, need %.0f MiB for the content and one download (use -dir or a smaller -size)",
-			dir, mib(free), mib(need))
-	}
-	return nil
-}
-
-// makeFile writes size bytes of a ChaCha8 stream with a fixed seed to
-// path, so every run downloads the same content, and flushes it so that
-// write-back does not run during the timings.
-func makeFile(ctx context.Context, path string, size int64) (err error) {
-	progress("writing %.0f MiB to %s", mib(size), path)
-	start := time.Now()
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	rng := rand.NewChaCha8([32]byte{'d', 'l', 'b', 'e', 'n', 'c', 'h'})
-	buf := make([]byte, chunkSize)
-	for left := size; left > 0; {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		n := min(left, int64(len(buf)))
-		rng.Read(buf[:n])
-		if _, err := f.Write(buf[:n]); err != nil {
-			return err
-		}
-		left -= n
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	progress("wrote it in %.1fs", time.Since(start).Seconds())
-	return f.Close()
-}
-
 func sha256File(path string) ([sha256.Size]byte, error) {
 	var sum [sha256.Size]byte
-	f, err := os.Open(path)
-	if err != nil {
-		return sum, err
-	}
-	defer f.Close()
 	h := sha256.New()
-	if _, err := io.CopyBuffer(h, struct{ io.Reader }{f}, make([]byte, chunkSize)); err != nil {
+	if err := harness.CopyFile(h, path); err != nil {
 		return sum, err
 	}
 	h.Sum(sum[:0])
 	return sum, nil
 }
 
-// keepCached makes sure the whole content is in the page cache, so that
-// the seeders serve it from memory, reading it again if other work
-// evicted part of it, and returns how many times it did so.
-func keepCached(path string) (int, error) {
-	const tries = 3
-	for n := 0; ; n++ {
-		res, err := resident(path)
-		if err != nil {
-			return n, err
-		}
-		if res == 1 {
-			return n, nil
-		}
-		if n == tries {
-			return n, fmt.Errorf("%s: only %.0f%% of it stays in the page cache after reading it %d times: not enough free memory (free some, or lower -size)",
-				path, 100*res, tries)
-		}
-		progress("%.2f%% of the content is not in the page cache: reading it again", 100*(1-res))
-		if _, err := sha256File(path); err != nil {
-			return n, err
-		}
-	}
-}
-
-// resident returns the fraction of the file's pages in the page cache,
-// with mincore(2) on a read-only mapping.
-func resident(path string) (float64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return 0, err
-	}
-	size := int(st.Size())
-	data, err := syscall.Mmap(int(f.Fd()), 0, size, syscall.PROT_READ, syscall.MAP_SHARED)
-	if err != nil {
-		return 0, fmt.Errorf("mmap %s: %w", path, err)
-	}
-	defer syscall.Munmap(data)
-	ps := os.Getpagesize()
-	vec := make([]byte, (size+ps-1)/ps)
-	_, _, errno := syscall.Syscall(syscall.SYS_MINCORE, uintptr(unsafe.Pointer(&data[0])), uintptr(size), uintptr(unsafe.Pointer(&vec[0])))
-	if errno != 0 {
-		return 0, fmt.Errorf("mincore %s: %w", path, errno)
-	}
-	in := 0
-	for _, v := range vec {
-		in += int(v & 1)
-	}
-	return float64(in) / float64(len(vec)), nil
-}
-
-// psiTotal returns the "some" stall total, in microseconds, from
-// /proc/pressure/RESOURCE, or -1 if the kernel does not provide it.
-func psiTotal(resource string) int64 {
-	data, err := os.ReadFile("/proc/pressure/" + resource)
-	if err != nil {
-		return -1
-	}
-	for line := range strings.Lines(string(data)) {
-		if rest, ok := strings.CutPrefix(line, "some "); ok {
-			for _, f := range strings.Fields(rest) {
-				if v, ok := strings.CutPrefix(f, "total="); ok {
-					if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-						return n
-					}
-				}
-			}
-		}
-	}
-	return -1
-}
-
-func stallShare(before, after int64, elapsed time.Duration) string {
-	if before < 0 || after < before || elapsed <= 0 {
-		return "unknown"
-	}
-	return fmt.Sprintf("%.0f%%", 100*float64(after-before)/float64(elapsed.Microseconds()))
-}
-
-func median(ds []time.Duration) time.Duration {
-	s := slices.Sorted(slices.Values(ds))
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-func mib(n int64) float64 { return float64(n) / (1 << 20) }
-
 // conditions describes what else was happening on the machine.
 type conditions struct {
-	loadBefore, loadAfter string
-	cpuStall, ioStall     string // share of the time some task waited for CPU / I/O
-	rewarms               int    // times the content had to be read back into the page cache
+	*harness.Conditions
+	rewarms int // times the content had to be read back into the page cache
 }
 
 // label is how the report names a client.
@@ -790,20 +558,12 @@ func label(name string) string {
 
 func (b *bench) report(w io.Writer, root, goCmd string, cond *conditions, rows []*row, gone []string) {
 	cfg := b.cfg
-	fmt.Fprintf(w, "## dlbench\n\n")
-	fmt.Fprintf(w, "- command: `%s`\n", commandLine())
-	fmt.Fprintf(w, "- finished: %s\n", time.Now().UTC().Format(time.RFC3339))
-	fmt.Fprintf(w, "- nproc: %s (GOMAXPROCS of this harness %d); every seeder, the leecher and the tracker share these cores\n", nproc(), runtime.GOMAXPROCS(0))
-	if cpu := cpuModel(); cpu != "" {
-		fmt.Fprintf(w, "- CPU: %s\n", cpu)
-	}
-	fmt.Fprintf(w, "- load average (1, 5, 15 min): %s before the runs, %s after\n", cond.loadBefore, cond.loadAfter)
-	fmt.Fprintf(w, "- during the runs, some task was waiting for a CPU %s of the time, for I/O %s (Linux PSI)\n", cond.cpuStall, cond.ioStall)
+	harness.WriteHeader(w, "dlbench", "; every seeder, the leecher and the tracker share these cores", cond.Conditions)
 	fmt.Fprintf(w, "- page cache: the content had to be read back in %d times (checked before every download); downloads are written to the page cache and deleted after checking\n", cond.rewarms)
-	fmt.Fprintf(w, "- Go: %s; aiotorrent built from %s%s\n", cmdLine(goCmd, "version"), root, vcsInfo(root))
+	fmt.Fprintf(w, "- Go: %s; aiotorrent built from %s%s\n", harness.CmdLine(goCmd, "version"), root, vcsInfo(root))
 	b.versions(w)
 	fmt.Fprintf(w, "- content: one file of %d bytes (%.0f MiB), %d pieces of %d KiB; tracker %s (in the harness, interval %v)\n",
-		cfg.size, mib(cfg.size), b.mi.Info.NumPieces(), b.mi.Info.PieceLength>>10, b.announce, trackerInterval)
+		cfg.size, harness.MiB(cfg.size), b.mi.Info.NumPieces(), b.mi.Info.PieceLength>>10, b.announce, trackerInterval)
 	var names []string
 	for _, s := range b.seeders {
 		names = append(names, label(s.name))
@@ -821,7 +581,7 @@ func (b *bench) report(w io.Writer, root, goCmd string, cond *conditions, rows [
 		if len(rw.ok) == 0 {
 			return 0
 		}
-		return mib(cfg.size) / median(walls(rw)).Seconds()
+		return harness.MiB(cfg.size) / harness.Median(walls(rw)).Seconds()
 	}
 	var aria2Rate, bestRate float64
 	best := ""
@@ -856,9 +616,9 @@ func (b *bench) report(w io.Writer, root, goCmd string, cond *conditions, rows [
 		}
 		ws := walls(rw)
 		fmt.Fprintf(w, "| %s | %d/%d | %.2f | %.0f | %s | %s | %.2f | %.0f | %.0f | %.2f | %.2f | %.2f |\n",
-			label(rw.name), len(rw.ok), cfg.runs, median(ws).Seconds(), rate(rw),
+			label(rw.name), len(rw.ok), cfg.runs, harness.Median(ws).Seconds(), rate(rw),
 			ratio(rate(rw), aria2Rate), ratio(rate(rw), bestRate),
-			median(cpus).Seconds(), mib(rss), mib(anon), median(seedCPUs).Seconds(),
+			harness.Median(cpus).Seconds(), harness.MiB(rss), harness.MiB(anon), harness.Median(seedCPUs).Seconds(),
 			slices.Min(ws).Seconds(), slices.Max(ws).Seconds())
 	}
 	fmt.Fprintln(w)
@@ -946,74 +706,13 @@ func vcsInfo(root string) string {
 // versions lists the versions of the real clients used.
 func (b *bench) versions(w io.Writer) {
 	if b.aria2 != "" {
-		fmt.Fprintf(w, "- aria2c: %s\n", cmdLine(b.aria2, "--version"))
+		fmt.Fprintf(w, "- aria2c: %s\n", harness.CmdLine(b.aria2, "--version"))
 	}
 	if b.qbit != "" {
-		fmt.Fprintf(w, "- qbittorrent-nox: %s\n", cmdLine(b.qbit, "--version"))
+		fmt.Fprintf(w, "- qbittorrent-nox: %s\n", harness.CmdLine(b.qbit, "--version"))
 	}
 	if b.python != "" {
 		fmt.Fprintf(w, "- libtorrent: %s (python3-libtorrent, %s)\n",
-			cmdLine(b.python, "-c", "import libtorrent; print(libtorrent.__version__)"), filepath.Base(b.script))
+			harness.CmdLine(b.python, "-c", "import libtorrent; print(libtorrent.__version__)"), filepath.Base(b.script))
 	}
-}
-
-// commandLine is how this program was started, as a shell command.
-func commandLine() string {
-	prog := "go run ./bench/dlbench"
-	if exe, err := os.Executable(); err == nil && !strings.Contains(exe, "go-build") {
-		prog = os.Args[0]
-	}
-	parts := []string{prog}
-	for _, a := range os.Args[1:] {
-		parts = append(parts, shellQuote(a))
-	}
-	return strings.Join(parts, " ")
-}
-
-func shellQuote(s string) string {
-	if s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./,=:@+", r))
-	}) < 0 {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-// cmdLine returns the first line of a command's output, or "unknown".
-func cmdLine(name string, args ...string) string {
-	out, _ := exec.Command(name, args...).CombinedOutput()
-	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
-	if line == "" {
-		return "unknown"
-	}
-	return line
-}
-
-func nproc() string {
-	if out, err := exec.Command("nproc").Output(); err == nil {
-		return strings.TrimSpace(string(out))
-	}
-	return strconv.Itoa(runtime.NumCPU())
-}
-
-// loadAvg returns the 1, 5 and 15 minute load averages.
-func loadAvg() string {
-	data, err := os.ReadFile("/proc/loadavg")
-	if f := strings.Fields(string(data)); err == nil && len(f) >= 3 {
-		return strings.Join(f[:3], " ")
-	}
-	return "unknown"
-}
-
-func cpuModel() string {
-	data, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return ""
-	}
-	for line := range strings.Lines(string(data)) {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
 }

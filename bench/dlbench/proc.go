@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -16,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/aiotorrent/aiotorrent/internal/swarmtest"
 )
 
 // The programs the harness starts: every one is registered in procs and
@@ -157,25 +158,7 @@ func (p *proc) exitError() error {
 
 // tail returns the end of the program's log, for error messages.
 func (p *proc) tail() string {
-	return fmt.Sprintf("--- %s (%s): %s\n%s", p.name, p.logPath, strings.Join(p.cmd.Args, " "), fileTail(p.logPath, 4<<10))
-}
-
-func fileTail(path string, n int64) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return err.Error()
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err.Error()
-	}
-	off := max(st.Size()-n, 0)
-	b, _ := io.ReadAll(io.NewSectionReader(f, off, n))
-	if off > 0 {
-		return fmt.Sprintf("[%d bytes left out]\n%s", off, b)
-	}
-	return string(b)
+	return fmt.Sprintf("--- %s (%s): %s\n%s", p.name, p.logPath, strings.Join(p.cmd.Args, " "), swarmtest.FileTail(p.logPath, 4<<10))
 }
 
 // usage is what a program used: CPU time, user + system, and the peak
@@ -284,23 +267,4 @@ func (s *anonSampler) stop() int64 {
 	}
 	<-s.done
 	return s.peak
-}
-
-// freePort returns a port free for both TCP and UDP on 127.0.0.1 a moment
-// ago, for a program that must be told its port.
-func freePort() (int, error) {
-	for range 20 {
-		l, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port, nil
-		}
-	}
-	return 0, errors.New("no port free for both TCP and UDP on 127.0.0.1")
 }

@@ -2,9 +2,7 @@ package swarmtest
 
 import (
 	"context"
-	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 )
@@ -68,30 +66,7 @@ func startAria2(t testing.TB, name, torrentPath, dir string, extra ...string) *A
 	home := t.TempDir()
 	logFile := filepath.Join(home, "aria2.log")
 	port := freePort(t)
-	args := []string{
-		"--no-conf=true", // ignore ~/.aria2/aria2.conf
-		// Loopback only, and no peer source but the trackers.
-		"--interface=127.0.0.1",
-		"--disable-ipv6=true",
-		"--enable-dht=false",
-		"--enable-dht6=false",
-		"--bt-enable-lpd=false",
-		"--enable-peer-exchange=false",
-		"--listen-port=" + strconv.Itoa(port),
-		// Announce every few seconds whatever the tracker says.
-		"--bt-tracker-interval=2",
-		// Exit if the test process dies without stopping us.
-		"--stop-with-process=" + strconv.Itoa(os.Getpid()),
-		"--dir=" + dir,
-		"--allow-overwrite=true",
-		"--auto-file-renaming=false",
-		"--file-allocation=none",
-		"--bt-save-metadata=false",
-		"--summary-interval=0",
-		"--console-log-level=notice",
-		"--log=" + logFile,
-		"--log-level=info",
-	}
+	args := Aria2Args(port, dir, logFile, "info")
 	args = append(args, extra...)
 	args = append(args, torrentPath)
 	p := startProcess(t, name, processCommand{

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -129,13 +128,9 @@ func RequireLibtorrent(t testing.TB) string {
 // source file.
 func libtorrentScript(t testing.TB) string {
 	t.Helper()
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		t.Fatal("swarmtest: cannot find its own source directory")
-	}
-	script := filepath.Join(filepath.Dir(file), "libtorrent_client.py")
-	if _, err := os.Stat(script); err != nil {
-		t.Fatalf("swarmtest: %v (built with -trimpath?)", err)
+	script, err := LibtorrentScript()
+	if err != nil {
+		t.Fatal(err)
 	}
 	return script
 }

@@ -3,7 +3,6 @@ package swarmtest
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -11,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -145,12 +143,8 @@ func Qbittorrent(t testing.TB) *Qbit {
 	for webPort == port {
 		webPort = freePort(t)
 	}
-	confDir := filepath.Join(profile, "qBittorrent", "config")
-	if err := os.MkdirAll(confDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	conf := fmt.Sprintf(qbittorrentConf, filepath.ToSlash(profile), port, webPort)
-	if err := os.WriteFile(filepath.Join(confDir, "qBittorrent.conf"), []byte(conf), 0o644); err != nil {
+	args, env, err := QbittorrentProfile(profile, port, webPort)
+	if err != nil {
 		t.Fatal(err)
 	}
 	logFile := filepath.Join(profile, "qBittorrent", "data", "logs", "qbittorrent.log")
@@ -161,11 +155,10 @@ func Qbittorrent(t testing.TB) *Qbit {
 		client: &http.Client{Timeout: 5 * time.Second},
 	}
 	q.proc = startProcess(t, "qbittorrent-nox", processCommand{
-		path: bin,
-		args: []string{"--profile=" + profile, "--webui-port=" + strconv.Itoa(webPort)},
-		dir:  profile,
-		// Nothing of it lands in the real home folder.
-		env:      []string{"HOME=" + profile, "XDG_CONFIG_HOME=" + profile, "XDG_DATA_HOME=" + profile, "XDG_CACHE_HOME=" + profile},
+		path:     bin,
+		args:     args,
+		dir:      profile,
+		env:      env,
 		logFiles: []string{logFile},
 	})
 	t.Cleanup(q.client.CloseIdleConnections)
@@ -390,32 +383,5 @@ func (q *Qbit) trackers(h metainfo.Hash) string {
 // get calls the Web API method with query q and decodes its JSON answer
 // into v (a string takes the body as it is).
 func (q *Qbit) get(ctx context.Context, method string, query url.Values, v any) error {
-	u := q.api + method
-	if len(query) > 0 {
-		u += "?" + query.Encode()
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := q.client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return fmt.Errorf("GET %s: %w", u, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s: %q", u, resp.Status, body)
-	}
-	if s, ok := v.(*string); ok {
-		*s = string(body)
-		return nil
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("GET %s: %w: %q", u, err, body)
-	}
-	return nil
+	return QbittorrentGet(ctx, q.client, q.api, method, query, v)
 }
