@@ -193,37 +193,9 @@ func (c *fakeConn) sendHaveAll() error {
 	return c.write(peer.AppendMessage(nil, &peer.Message{Type: peer.Bitfield, Payload: fullBitfield(c.fp.mi.Info.NumPieces())}))
 }
 
-// serveCorrupt has every piece, unchokes whoever is interested and
-// answers every request with random bytes.
-func serveCorrupt(c *fakeConn) error {
-	if err := c.sendHaveAll(); err != nil {
-		return err
-	}
-	var m peer.Message
-	for {
-		if err := c.read(&m); err != nil {
-			return err
-		}
-		switch m.Type {
-		case peer.Interested:
-			if err := c.send(peer.Unchoke); err != nil {
-				return err
-			}
-		case peer.Request:
-			out := peer.AppendPieceHeader(nil, m.Index, m.Begin, int(m.Length))
-			junk := make([]byte, m.Length)
-			rand.Read(junk)
-			if err := c.write(append(out, junk...)); err != nil {
-				return err
-			}
-			c.fp.blocks.Add(1)
-		}
-	}
-}
-
-// serveThenHangUp answers the first n requests with good blocks and then
-// closes the connection, in the middle of a piece.
-func serveThenHangUp(n int) func(c *fakeConn) error {
+// serveUnchoking has every piece, unchokes whoever is interested and
+// hands each request to onRequest.
+func serveUnchoking(onRequest func(c *fakeConn, m *peer.Message) error) func(c *fakeConn) error {
 	return func(c *fakeConn) error {
 		if err := c.sendHaveAll(); err != nil {
 			return err
@@ -239,19 +211,42 @@ func serveThenHangUp(n int) func(c *fakeConn) error {
 					return err
 				}
 			case peer.Request:
-				if int(c.fp.blocks.Load()) >= n {
-					c.fp.engage()
-					return c.hangUp()
-				}
-				off := int64(m.Index)*c.fp.mi.Info.PieceLength + int64(m.Begin)
-				out := peer.AppendPieceHeader(nil, m.Index, m.Begin, int(m.Length))
-				if err := c.write(append(out, c.fp.content[off:off+int64(m.Length)]...)); err != nil {
+				if err := onRequest(c, &m); err != nil {
 					return err
 				}
-				c.fp.blocks.Add(1)
 			}
 		}
 	}
+}
+
+// serveCorrupt answers every request with random bytes.
+var serveCorrupt = serveUnchoking(func(c *fakeConn, m *peer.Message) error {
+	out := peer.AppendPieceHeader(nil, m.Index, m.Begin, int(m.Length))
+	junk := make([]byte, m.Length)
+	rand.Read(junk)
+	if err := c.write(append(out, junk...)); err != nil {
+		return err
+	}
+	c.fp.blocks.Add(1)
+	return nil
+})
+
+// serveThenHangUp answers the first n requests with good blocks and then
+// closes the connection, in the middle of a piece.
+func serveThenHangUp(n int) func(c *fakeConn) error {
+	return serveUnchoking(func(c *fakeConn, m *peer.Message) error {
+		if int(c.fp.blocks.Load()) >= n {
+			c.fp.engage()
+			return c.hangUp()
+		}
+		off := int64(m.Index)*c.fp.mi.Info.PieceLength + int64(m.Begin)
+		out := peer.AppendPieceHeader(nil, m.Index, m.Begin, int(m.Length))
+		if err := c.write(append(out, c.fp.content[off:off+int64(m.Length)]...)); err != nil {
+			return err
+		}
+		c.fp.blocks.Add(1)
+		return nil
+	})
 }
 
 // serveChoking has every piece and never unchokes, sending keep-alives.
@@ -286,34 +281,19 @@ func serveChoking(c *fakeConn) error {
 	}
 }
 
-// serveSilent has every piece and unchokes whoever is interested, but
-// never sends a block. With choke, it chokes once asked for blocks and
-// never rejects them (which a Fast extension peer must do).
+// serveSilent unchokes whoever is interested but never sends a block.
+// With choke, it chokes once asked for blocks and never rejects them
+// (which a Fast extension peer must do).
 func serveSilent(choke bool) func(c *fakeConn) error {
-	return func(c *fakeConn) error {
-		if err := c.sendHaveAll(); err != nil {
-			return err
-		}
-		var m peer.Message
-		for {
-			if err := c.read(&m); err != nil {
+	return serveUnchoking(func(c *fakeConn, m *peer.Message) error {
+		if choke && c.fp.requests.Load() == 1 {
+			if err := c.send(peer.Choke); err != nil {
 				return err
 			}
-			switch m.Type {
-			case peer.Interested:
-				if err := c.send(peer.Unchoke); err != nil {
-					return err
-				}
-			case peer.Request:
-				if choke && c.fp.requests.Load() == 1 {
-					if err := c.send(peer.Choke); err != nil {
-						return err
-					}
-				}
-				c.fp.engage()
-			}
 		}
-	}
+		c.fp.engage()
+		return nil
+	})
 }
 
 // serveRaw sends b after the handshake and then reads until the leecher

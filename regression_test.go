@@ -216,27 +216,9 @@ func TestRejectFloodUnboundedOut(t *testing.T) {
 // makes the block pending, fillAll asks the same peer again at once.
 func TestRejectPingPong(t *testing.T) {
 	mi, _ := makeTorrent(t, "pingpong", 16<<10, testFile{"", 256 << 10})
-	fp := startFakePeer(t, mi, nil, true, func(c *fakeConn) error {
-		if err := c.sendHaveAll(); err != nil {
-			return err
-		}
-		var m peer.Message
-		for {
-			if err := c.read(&m); err != nil {
-				return err
-			}
-			switch m.Type {
-			case peer.Interested:
-				if err := c.send(peer.Unchoke); err != nil {
-					return err
-				}
-			case peer.Request:
-				if err := c.write(peer.AppendRequest(nil, peer.Reject, m.Index, m.Begin, m.Length)); err != nil {
-					return err
-				}
-			}
-		}
-	})
+	fp := startFakePeer(t, mi, nil, true, serveUnchoking(func(c *fakeConn, m *peer.Message) error {
+		return c.write(peer.AppendRequest(nil, peer.Reject, m.Index, m.Begin, m.Length))
+	}))
 	tor := leechFrom(t, mi)
 	tor.AddPeers(fp.addr())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
