@@ -47,9 +47,21 @@ type Piece struct {
 type Option func(*options)
 
 type options struct {
-	strategy Strategy
-	dir      string
-	onPiece  func(Piece)
+	strategy  Strategy
+	dir       string
+	onPiece   func(Piece)
+	memory    int64 // InMemory's capacity; 0: files
+	readahead int64
+	addr      string
+	onServe   func(url string)
+}
+
+func buildOptions(opts []Option) options {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
 }
 
 // WithStrategy sets the piece strategy (Default unless set).
@@ -95,8 +107,10 @@ func (t *Torrent) running() *engine {
 	return t.eng
 }
 
-// start starts the engine if it is not running.
-func (t *Torrent) start(dir string, selected []bool) (*engine, error) {
+// start starts the engine if it is not running: on files in dir, or in
+// memory when memory > 0. A caller that needs files (a download) says so
+// with needDisk, and is refused a torrent running in memory.
+func (t *Torrent) start(dir string, memory int64, needDisk bool, selected []bool) (*engine, error) {
 	if t.mi == nil {
 		return nil, ErrNoMetadata
 	}
@@ -117,7 +131,10 @@ func (t *Torrent) start(dir string, selected []bool) (*engine, error) {
 	}
 	if t.eng != nil {
 		defer t.mu.Unlock()
-		if dir != "" && filepath.Clean(dir) != t.dir {
+		if needDisk && t.eng.cache != nil {
+			return nil, fmt.Errorf("torrent %s: %w", t.Name(), ErrInMemory)
+		}
+		if dir != "" && t.eng.cache == nil && filepath.Clean(dir) != t.dir {
 			return nil, fmt.Errorf("torrent %s is already downloading into %s", t.Name(), t.dir)
 		}
 		t.eng.users++
@@ -137,7 +154,10 @@ func (t *Torrent) start(dir string, selected []bool) (*engine, error) {
 	peers := slices.Clone(t.extraPeers)
 	t.mu.Unlock()
 
-	e, err := startEngine(checkCtx, c, t, dir, selected, peers)
+	if needDisk {
+		memory = 0
+	}
+	e, err := startEngine(checkCtx, c, t, dir, memory, selected, peers)
 	cancel()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -181,9 +201,9 @@ func (t *Torrent) DownloadFiles(ctx context.Context, files []File, opts ...Optio
 	if t.mi == nil {
 		return ErrNoMetadata
 	}
-	var o options
-	for _, opt := range opts {
-		opt(&o)
+	o := buildOptions(opts)
+	if o.memory > 0 {
+		return fmt.Errorf("torrent %s: a download needs files: %w", t.Name(), ErrInMemory)
 	}
 	info := &t.mi.Info
 	sel := make([]bool, len(info.Files))
@@ -193,7 +213,7 @@ func (t *Torrent) DownloadFiles(ctx context.Context, files []File, opts ...Optio
 		}
 		sel[f.Index] = true
 	}
-	e, err := t.start(o.dir, sel)
+	e, err := t.start(o.dir, 0, true, sel)
 	if err != nil {
 		return err
 	}
@@ -313,6 +333,9 @@ func (t *Torrent) stopEngine() error {
 // there first) until ctx is cancelled; pieces that are missing are
 // downloaded when peers have them.
 func (t *Torrent) Seed(ctx context.Context, opts ...Option) error {
+	if buildOptions(opts).memory > 0 {
+		return fmt.Errorf("torrent %s: seeding needs files: %w", t.Name(), ErrInMemory)
+	}
 	e, err := t.serve(opts)
 	if err != nil {
 		return err
@@ -343,17 +366,21 @@ func (t *Torrent) serve(opts []Option) (*engine, error) {
 	if t.mi == nil {
 		return nil, ErrNoMetadata
 	}
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
+	o := buildOptions(opts)
 	sel := make([]bool, len(t.mi.Info.Files))
-	for i := range sel {
-		sel[i] = !t.mi.Info.Files[i].Padding
+	if o.memory == 0 {
+		for i := range sel {
+			sel[i] = !t.mi.Info.Files[i].Padding
+		}
 	}
-	e, err := t.start(o.dir, sel)
+	e, err := t.start(o.dir, o.memory, false, sel)
 	if err != nil {
 		return nil, err
+	}
+	if e.cache != nil {
+		// In memory only what readers read is fetched: wanting every
+		// piece would evict and fetch again without end.
+		return e, nil
 	}
 	ok := e.callWait(func() {
 		if err := e.selectMore(sel); err != nil {

@@ -98,6 +98,18 @@ type engine struct {
 	closed     bool
 	users      int  // guarded by t.mu: Downloads and Seeds using it
 	kept       bool // guarded by t.mu: Start keeps it running until Close
+
+	// Streaming (reader.go).
+	cache      *storage.Cache // the storage when in memory, else nil
+	cacheRes   int64          // cache bytes reserved for pieces being verified
+	haveBits   atomicBits     // verified pieces, for readers off the loop
+	verifying  *bitfield.Bitfield
+	readers    map[*readerState]struct{}
+	readerWant *bitfield.Bitfield // pieces in a reader's window
+	prio       []int              // those pieces, most urgent first
+	prioCands  []prioCand
+	spare      *bitfield.Bitfield
+	evictBuf   []int
 }
 
 // pieceBuf holds the blocks of a piece being fetched.
@@ -167,14 +179,22 @@ func (r *rate) add(bytes int64, dt float64) {
 
 // startEngine opens the storage, checks what is already there and starts
 // the torrent's goroutines.
-func startEngine(checkCtx context.Context, c *Client, t *Torrent, dir string, selected []bool, peers []netip.AddrPort) (*engine, error) {
+func startEngine(checkCtx context.Context, c *Client, t *Torrent, dir string, memory int64, selected []bool, peers []netip.AddrPort) (*engine, error) {
 	info := &t.mi.Info
-	store, err := storage.NewFile(dir, info, t.infoHash, storage.FileOptions{Selected: selected})
+	var store storage.Storage
+	var cache *storage.Cache
+	var err error
+	if memory > 0 {
+		cache, err = storage.NewCache(info, max(memory, 4*info.PieceLength))
+		store = cache
+	} else {
+		store, err = storage.NewFile(dir, info, t.infoHash, storage.FileOptions{Selected: selected})
+	}
 	if err != nil {
 		return nil, err
 	}
 	e := &engine{
-		t: t, c: c, info: info, hash: t.infoHash, store: store,
+		t: t, c: c, info: info, hash: t.infoHash, store: store, cache: cache,
 		limits:     peer.Limits{NumPieces: info.NumPieces(), PieceLength: info.PieceLength, Length: info.Length},
 		log:        c.cfg.Logger.With("torrent", t.Name()),
 		events:     make(chan event, 256),
@@ -188,10 +208,17 @@ func startEngine(checkCtx context.Context, c *Client, t *Torrent, dir string, se
 		fileLeft:   make([]int, len(info.Files)),
 		fileSynced: make([]bool, len(info.Files)),
 		suspects:   make(map[int][]blockSum),
+		haveBits:   newAtomicBits(info.NumPieces()),
+		verifying:  bitfield.New(info.NumPieces()),
+		readers:    make(map[*readerState]struct{}),
+		readerWant: bitfield.New(info.NumPieces()),
+		spare:      bitfield.New(info.NumPieces()),
 	}
 	e.budget = max(c.cfg.BufferBytes, 4*info.PieceLength)
 	e.ctx, e.cancel = context.WithCancel(c.ctx)
-	if err := e.check(checkCtx); err != nil {
+	if cache != nil {
+		// Nothing to check: the cache starts empty.
+	} else if err := e.check(checkCtx); err != nil {
 		store.Close()
 		e.cancel()
 		return nil, err
@@ -275,6 +302,7 @@ func (e *engine) check(ctx context.Context) error {
 	}
 	for _, i := range good {
 		e.picker.Verified(i)
+		e.haveBits.Set(i)
 	}
 	return nil
 }
@@ -376,6 +404,9 @@ func (e *engine) fail(err error) {
 	if e.err == nil {
 		e.err = err
 		e.log.Error("torrent failed", "err", err)
+		for rs := range e.readers {
+			rs.signal(err)
+		}
 		for _, w := range e.waiters {
 			w.finish(err)
 		}
@@ -737,6 +768,11 @@ func (e *engine) verify(i int) {
 	size := int(e.info.PieceSize(i))
 	off := int64(i) * e.info.PieceLength
 	_, suspect := e.suspects[i]
+	if e.cache != nil {
+		e.makeRoom(int64(size))
+		e.cacheRes += int64(size)
+	}
+	e.verifying.Set(i)
 	e.hashing++
 	e.wg.Add(1)
 	go func() {
@@ -759,7 +795,15 @@ func (e *engine) verify(i int) {
 				r.sums[k] = crc32.Checksum(blk[:min(peer.BlockSize, size-k*peer.BlockSize)], crcTable)
 			}
 		}
-		if r.ok {
+		if r.ok && e.cache != nil {
+			data := make([][]byte, len(pb.blocks))
+			for k, blk := range pb.blocks {
+				data[k] = blk[:min(peer.BlockSize, size-k*peer.BlockSize)]
+			}
+			if err := e.cache.WritePiece(i, data); err != nil {
+				r.ok, r.err = false, err
+			}
+		} else if r.ok {
 			for k, blk := range pb.blocks {
 				n := min(peer.BlockSize, size-k*peer.BlockSize)
 				if _, err := e.store.WriteAt(blk[:n], off+int64(k*peer.BlockSize)); err != nil {
@@ -780,6 +824,10 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 func (e *engine) onHashed(r hashResult) {
 	e.hashing--
+	e.verifying.Clear(r.index)
+	if e.cache != nil {
+		e.cacheRes -= e.info.PieceSize(r.index)
+	}
 	pb := e.bufs[r.index]
 	e.bufs[r.index] = nil
 	// The blocks go back first, so the refills below see the memory free.
@@ -788,6 +836,14 @@ func (e *engine) onHashed(r hashResult) {
 			putBlock(b)
 			e.held -= peer.BlockSize
 		}
+	}
+	if errors.Is(r.err, storage.ErrCacheFull) {
+		// Readers' windows fill the cache: the piece is fetched again
+		// once they move on.
+		e.log.Debug("cache full: piece dropped", "piece", r.index)
+		e.picker.Failed(r.index)
+		e.fillAll()
+		return
 	}
 	if r.err != nil {
 		e.picker.Failed(r.index)
@@ -830,6 +886,8 @@ func (e *engine) onHashed(r hashResult) {
 		}
 	}
 	e.picker.Verified(r.index)
+	e.haveBits.Set(r.index)
+	e.wakeReaders(r.index)
 	size := e.info.PieceSize(r.index)
 	e.left.Add(-size)
 	for p := range e.peers {
@@ -852,7 +910,9 @@ func (e *engine) onHashed(r hashResult) {
 	if e.picker.HaveBitfield().Full() && e.announcer != nil {
 		e.announcer.Completed()
 	}
-	if e.picker.Missing() == 0 {
+	if e.picker.Missing() == 0 && len(e.readers) == 0 {
+		// Readers keep the interest: they will want more soon, and a
+		// peer that choked us meanwhile would make them wait.
 		for p := range e.peers {
 			e.setInterested(p, false)
 		}

@@ -30,6 +30,12 @@ type Stats struct {
 	Peers, Seeds, Connecting, Known int
 	// Trackers says how each tracker answered.
 	Trackers []TrackerStats
+	// Readers are the open readers (NewReader, HTTP streams), by file
+	// and position.
+	Readers []ReaderStats
+	// Cached and CacheSize are the bytes of pieces held in memory and
+	// the most it holds, for a torrent running in memory.
+	Cached, CacheSize int64
 	// Err is the error that stopped the torrent, if any (a disk error).
 	Err error
 }
@@ -94,6 +100,10 @@ func (e *engine) stats() Stats {
 				s.WantedVerified += size
 			}
 		}
+	}
+	s.Readers = e.readerStats()
+	if e.cache != nil {
+		s.Cached, s.CacheSize = e.cache.Used(), e.cache.Capacity()
 	}
 	for p := range e.peers {
 		if p.has.Full() {

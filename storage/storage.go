@@ -1,7 +1,8 @@
 // Package storage keeps a torrent's pieces: the [Storage] interface the
 // download engine reads and writes through, a [File] back-end that lays the
-// content out in files as the torrent describes them, and a [Memory]
-// back-end for tests and small torrents.
+// content out in files as the torrent describes them, a [Memory] back-end
+// for tests and small torrents, and a [Cache] back-end that keeps a bounded
+// number of pieces in memory for streaming.
 //
 // A Storage is addressed by offsets in the torrent's content: the
 // concatenation of all its files, padding files included, exactly as the
@@ -53,6 +54,7 @@ var ErrClosed = errors.New("storage: closed")
 var (
 	_ Storage = (*File)(nil)
 	_ Storage = (*Memory)(nil)
+	_ Storage = (*Cache)(nil)
 )
 
 // span is one file of the content, as the back-ends see it.

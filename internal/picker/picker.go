@@ -77,6 +77,8 @@ type Picker struct {
 	head      int   // order[:head] is spent
 	dirty     bool  // order must be rebuilt
 	seqCursor int   // no wanted missing piece before it
+	prio      []int // pieces fetched before any other, most urgent first
+	urgent    int   // prio[:urgent] start even when new pieces are not allowed
 }
 
 // New returns a Picker for n pieces of pieceLen bytes (the last one
@@ -102,6 +104,16 @@ func (p *Picker) SetStrategy(s Strategy) {
 	}
 	p.strategy = s
 	p.seqCursor = 0
+}
+
+// SetPriority makes the wanted pieces in pieces (most urgent first) be
+// fetched before any other, whatever the strategy: a peer is asked for
+// the blocks of the first of them it has, and so on. The first urgent of
+// them start even when PickStarted allows no new piece (they are what a
+// reader waits on). The list is copied; an empty one ends priorities.
+func (p *Picker) SetPriority(pieces []int, urgent int) {
+	p.prio = append(p.prio[:0], pieces...)
+	p.urgent = min(urgent, len(p.prio))
 }
 
 // Strategy returns the current strategy.
@@ -204,6 +216,25 @@ func (p *Picker) pick(peer Peer, max int, dst []Block, allowNew bool) []Block {
 		return dst
 	}
 	start := len(dst)
+	// Priority pieces, most urgent first.
+	for k, i := range p.prio {
+		if len(dst)-start >= max {
+			return dst
+		}
+		if !p.Needs(i) || !peer.Has(i) {
+			continue
+		}
+		pc := p.active[i]
+		if pc == nil {
+			if !allowNew && k >= p.urgent {
+				continue
+			}
+			pc = p.activate(i)
+		}
+		if pc.pending > 0 {
+			dst = p.takePending(pc, max-(len(dst)-start), dst)
+		}
+	}
 	// Active pieces, in the order they were started (sequential: by index).
 	for _, i := range p.actives {
 		if len(dst)-start >= max {
@@ -449,6 +480,14 @@ func (p *Picker) Failed(i int) {
 	p.deactivate(i)
 	p.dirty = true
 	p.seqCursor = min(p.seqCursor, i)
+}
+
+// Abandon stops fetching piece i (no longer wanted, say): it is no longer
+// active, and blocks of it that still arrive are not needed. The caller
+// cancels the requests out.
+func (p *Picker) Abandon(i int) {
+	p.deactivate(i)
+	p.dirty = true
 }
 
 // Verified marks piece i as had.

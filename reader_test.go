@@ -1,0 +1,256 @@
+package aiotorrent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// readerModes are the storages a reader runs on.
+var readerModes = []struct {
+	name string
+	opts func(t *testing.T) []Option
+}{
+	{"files", func(t *testing.T) []Option { return []Option{WithDir(t.TempDir())} }},
+	{"memory", func(t *testing.T) []Option { return []Option{InMemory(256 << 10)} }},
+}
+
+func TestReaderReadsWhileDownloading(t *testing.T) {
+	for _, mode := range readerModes {
+		t.Run(mode.name, func(t *testing.T) {
+			mi, src := makeTorrent(t, "content", 32<<10,
+				testFile{"a.bin", 300 << 10}, testFile{"b/one", 1}, testFile{"c.bin", 523457})
+			seed := startSeeder(t, mi, src)
+			tor := leechFrom(t, mi, seed)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			opts := mode.opts(t)
+			for _, f := range tor.Files() {
+				want, err := os.ReadFile(filepath.Join(src, filepath.FromSlash(f.Path)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				r, err := tor.NewReader(ctx, f, opts...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := io.ReadAll(r)
+				if err != nil {
+					t.Fatalf("%s: %v", f.Path, err)
+				}
+				if !bytes.Equal(got, want) {
+					t.Fatalf("%s: read %d bytes that differ from the %d of the original", f.Path, len(got), len(want))
+				}
+				checkRanges(t, r, want, 60)
+				if err := r.Close(); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := r.Read(make([]byte, 1)); !errors.Is(err, fs.ErrClosed) {
+					t.Errorf("Read after Close: %v, want fs.ErrClosed", err)
+				}
+			}
+		})
+	}
+}
+
+// checkRanges seeks and reads random ranges of r (and ReadAt's) and
+// compares them with want: the last byte, ranges across pieces, past the
+// end.
+func checkRanges(t *testing.T, r *Reader, want []byte, n int) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(uint64(len(want)), 7))
+	size := int64(len(want))
+	for k := range n {
+		var off, length int64
+		switch {
+		case k == 0:
+			off, length = size-1, 1 // the last byte
+		case k == 1:
+			off, length = size, 10 // past the end
+		default:
+			off = rng.Int64N(size)
+			length = 1 + rng.Int64N(min(size-off, 200<<10))
+		}
+		if _, err := r.Seek(off, io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, length)
+		got, err := io.ReadFull(r, buf)
+		if off >= size {
+			if err != io.EOF {
+				t.Fatalf("read at the end (%d): %d bytes, %v", off, got, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("read [%d, %d): %v", off, off+length, err)
+		}
+		if !bytes.Equal(buf, want[off:off+length]) {
+			t.Fatalf("read [%d, %d): wrong bytes", off, off+length)
+		}
+		at := make([]byte, length)
+		if m, err := r.ReadAt(at, off); m != int(length) || (err != nil && err != io.EOF) || !bytes.Equal(at, want[off:off+length]) {
+			t.Fatalf("ReadAt [%d, %d): %d bytes, %v", off, off+length, m, err)
+		}
+	}
+}
+
+// TestReaderMemoryEvicts reads a file 8 times the cache in memory, then
+// seeks back to its start: the evicted pieces are fetched again, and no
+// file is created.
+func TestReaderMemoryEvicts(t *testing.T) {
+	mi, src := makeTorrent(t, "big.bin", 16<<10, testFile{"", 2 << 20})
+	seed := startSeeder(t, mi, src)
+	c := newTestClient(t)
+	dataDir := t.TempDir()
+	c.cfg.DataDir = dataDir
+	tor, err := c.Add(mi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tor.AddPeers(clientAddr(seed))
+	want, err := os.ReadFile(filepath.Join(src, "big.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const capacity = 256 << 10
+	r, err := tor.NewReader(ctx, tor.Files()[0], InMemory(capacity))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	buf := make([]byte, 10000)
+	var got []byte
+	for {
+		n, err := r.Read(buf)
+		got = append(got, buf[:n]...)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := tor.Stats(); s.Cached > capacity {
+			t.Fatalf("cache holds %d bytes, capacity %d", s.Cached, capacity)
+		}
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("bytes read differ from the original")
+	}
+	s := tor.Stats()
+	if s.PiecesVerified == s.Pieces {
+		t.Fatalf("all %d pieces still cached in %d bytes", s.Pieces, capacity)
+	}
+	checkRanges(t, r, want, 40)
+	if _, err := r.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	head := make([]byte, 100<<10)
+	if _, err := io.ReadFull(r, head); err != nil || !bytes.Equal(head, want[:len(head)]) {
+		t.Fatalf("reading the start again: %v", err)
+	}
+	entries, err := os.ReadDir(dataDir)
+	if err != nil || len(entries) != 0 {
+		t.Fatalf("the data folder holds %d entries (%v): nothing should be written", len(entries), err)
+	}
+}
+
+// TestReaderFetchesOnlyWindow: with no download, a reader that reads the
+// start of a file makes the torrent fetch only about its window.
+func TestReaderFetchesOnlyWindow(t *testing.T) {
+	mi, src := makeTorrent(t, "big.bin", 64<<10, testFile{"", 32 << 20})
+	seed := startSeeder(t, mi, src)
+	tor := leechFrom(t, mi, seed)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const ahead = 1 << 20
+	r, err := tor.NewReader(ctx, tor.Files()[0], InMemory(8<<20), WithReadahead(ahead))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	buf := make([]byte, 512<<10)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		t.Fatal(err)
+	}
+	// Let whatever was asked for arrive: the window ends a readahead
+	// after the position.
+	end := int64(len(buf)) + ahead
+	deadline := time.Now().Add(20 * time.Second)
+	for tor.Stats().Verified < end && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // anything more would come now
+	s := tor.Stats()
+	t.Logf("read %d bytes, readahead %d: downloaded %d, verified %d", len(buf), ahead, s.Downloaded, s.Verified)
+	limit := int64(len(buf)) + ahead + 2*tor.PieceLength()
+	if s.Downloaded > limit {
+		t.Fatalf("downloaded %d bytes for a read of %d with a %d readahead (limit %d)", s.Downloaded, len(buf), ahead, limit)
+	}
+	if s.Verified < int64(len(buf)) {
+		t.Fatalf("verified %d bytes, less than what was read", s.Verified)
+	}
+	if len(s.Readers) != 1 || s.Readers[0].File != 0 {
+		t.Fatalf("Stats.Readers = %+v", s.Readers)
+	}
+}
+
+func TestReaderCloseUnblocks(t *testing.T) {
+	mi, _ := makeTorrent(t, "x.bin", 16<<10, testFile{"", 100 << 10})
+	tor, err := newTestClient(t).Add(mi) // no peers: reads block
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r, err := tor.NewReader(ctx, tor.Files()[0], InMemory(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := r.Read(make([]byte, 10))
+		errc <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("blocked Read returned %v after cancel", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Read still blocked after its context was cancelled")
+	}
+	r2, err := tor.NewReader(context.Background(), tor.Files()[0])
+	if err == nil {
+		go func() {
+			_, err := r2.ReadAt(make([]byte, 10), 50<<10)
+			errc <- err
+		}()
+		time.Sleep(50 * time.Millisecond)
+		r2.Close()
+		select {
+		case err := <-errc:
+			if !errors.Is(err, fs.ErrClosed) {
+				t.Fatalf("blocked ReadAt returned %v after Close", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("ReadAt still blocked after Close")
+		}
+	} else {
+		t.Fatal(err)
+	}
+	r.Close()
+	if err := tor.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
