@@ -979,14 +979,20 @@ func (e *engine) fillRequests(p *peerConn) {
 	} else {
 		e.scratch = e.picker.PickStarted(p, room, e.scratch[:0])
 	}
-	if len(e.scratch) == 0 {
+	had := len(p.reqs)
+	p.reqs = append(p.reqs, e.scratch...)
+	if left := room - len(e.scratch); left > 0 && e.readerWaiting() {
+		// A reader waits: blocks of its piece asked of another peer are
+		// asked of this one too, if it has room.
+		p.reqs = e.picker.PickUrgent(p, left, p.reqs)
+	}
+	blocks := p.reqs[had:]
+	if len(blocks) == 0 {
 		return
 	}
-	p.reqs = append(p.reqs, e.scratch...)
-	if len(p.reqs) == len(e.scratch) {
+	if had == 0 {
 		p.lastBlock = time.Now() // the request timeout starts now
 	}
-	blocks := e.scratch
 	p.send(func(out []byte) []byte {
 		for _, b := range blocks {
 			out = peer.AppendRequest(out, peer.Request, uint32(b.Piece), uint32(b.Begin), uint32(b.Length))

@@ -423,6 +423,16 @@ func (e *engine) removeReader(rs *readerState) {
 	e.updateReaders()
 }
 
+// readerWaiting reports whether a read waits for a piece.
+func (e *engine) readerWaiting() bool {
+	for rs := range e.readers {
+		if rs.wait >= 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // wakeReaders wakes the readers waiting for piece i.
 func (e *engine) wakeReaders(i int) {
 	for rs := range e.readers {

@@ -278,6 +278,36 @@ func (p *Picker) pick(peer Peer, max int, dst []Block, allowNew bool) []Block {
 	return dst
 }
 
+// PickUrgent appends to dst up to max requests for blocks of the urgent
+// priority pieces (those readers wait on) that are asked of other peers
+// and not received yet, at most twice each: the first of the two peers
+// to answer wins, so a slow peer does not hold a reader up. Blocks never
+// requested come from Pick, not from here.
+func (p *Picker) PickUrgent(peer Peer, max int, dst []Block) []Block {
+	start := len(dst)
+	for _, i := range p.prio[:p.urgent] {
+		pc := p.active[i]
+		if pc == nil || pc.pending > 0 || !peer.Has(i) {
+			continue
+		}
+		for b := range pc.requested {
+			if len(dst)-start >= max {
+				return dst
+			}
+			if pc.received[b] || pc.requested[b] != 1 {
+				continue
+			}
+			blk := p.block(i, b)
+			if peer.Requested(blk) {
+				continue
+			}
+			pc.requested[b]++
+			dst = append(dst, blk)
+		}
+	}
+	return dst
+}
+
 // Endgame reports whether the download is in endgame: every block of
 // every wanted missing piece is requested or received.
 func (p *Picker) Endgame() bool { return p.nwanted > 0 && p.endgame() }

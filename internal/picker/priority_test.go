@@ -90,3 +90,36 @@ func TestPriorityFinishesStartedFirst(t *testing.T) {
 	}
 	checkState(t, p)
 }
+
+func TestPickUrgent(t *testing.T) {
+	const pl = 4 * BlockSize
+	p := New(8, pl, 8*pl)
+	for i := range 8 {
+		p.Want(i, true)
+	}
+	p.SetPriority([]int{3, 4}, 1)
+	slow, fast := seed(), seed()
+	if got := pieces(slow.pick(t, p, 5)); !slices.Equal(got, []int{3, 4}) {
+		t.Fatalf("slow peer picked %v", got)
+	}
+	// Piece 3 is all requested from the slow peer: the fast one gets its
+	// blocks again, once, and nothing of piece 4.
+	dup := p.PickUrgent(fast, 10, nil)
+	if len(dup) != 4 || !slices.Equal(pieces(dup), []int{3}) {
+		t.Fatalf("PickUrgent gave %+v, want the 4 blocks of piece 3", dup)
+	}
+	for _, b := range dup {
+		fast.reqs[b] = true
+	}
+	if again := p.PickUrgent(seed(), 10, nil); len(again) != 0 {
+		t.Fatalf("a third peer got %+v: blocks are asked twice at most", again)
+	}
+	// The first answer completes the block; the duplicate is not needed.
+	if needed, _ := p.Received(dup[0]); !needed {
+		t.Fatal("first copy not needed")
+	}
+	if needed, _ := p.Received(dup[0]); needed {
+		t.Fatal("second copy needed")
+	}
+	checkState(t, p)
+}
