@@ -6,6 +6,7 @@
 //	aiotorrent info [--json] TORRENT|MAGNET
 //	aiotorrent create [-o OUT.torrent] [--tracker URL[,URL]]... [--piece-size SIZE] [--private] [--web-seed URL]... [--comment TEXT] PATH
 //	aiotorrent download [-o DIR] [--file N]... [--strategy default|sequential] [--json] TORRENT
+//	aiotorrent stream [--addr HOST:PORT] [--file N]... [--cache SIZE] TORRENT
 //	aiotorrent seed [-d DIR] [--listen ADDR] TORRENT
 //	aiotorrent demo [--size SIZE] [--strategy default|sequential]
 //	aiotorrent peers [--tracker URL]... [--json] TORRENT|MAGNET
@@ -42,7 +43,7 @@ type command struct {
 var commands []*command
 
 func init() {
-	commands = []*command{infoCmd, createCmd, downloadCmd, seedCmd, demoCmd, peersCmd, trackerCmd}
+	commands = []*command{infoCmd, createCmd, downloadCmd, streamCmd, seedCmd, demoCmd, peersCmd, trackerCmd}
 }
 
 // env is what a command runs against, so tests can run it in-process.
