@@ -64,7 +64,7 @@ type engine struct {
 	sendMu   sync.RWMutex // read-held by call while it sends to events
 	stopping bool         // guarded by sendMu: events takes nothing more
 	hashed   chan hashResult
-	hashes   chan struct{} // hashing slots
+	work     workQueue // verifies pieces, one worker per core
 
 	// Counters read by the announcer and Stats from other goroutines.
 	downloaded atomic.Int64 // payload bytes received
@@ -98,6 +98,8 @@ type engine struct {
 	closed     bool
 	users      int  // guarded by t.mu: Downloads and Seeds using it
 	kept       bool // guarded by t.mu: Start keeps it running until Close
+
+	onComplete func(piece int) // tests: called on the loop as each piece has all its blocks
 
 	// Streaming (reader.go).
 	cache      *storage.Cache // the storage when in memory, else nil
@@ -199,7 +201,6 @@ func startEngine(checkCtx context.Context, c *Client, t *Torrent, dir string, me
 		log:        c.cfg.Logger.With("torrent", t.Name()),
 		events:     make(chan event, 256),
 		hashed:     make(chan hashResult, maxHashQueue),
-		hashes:     make(chan struct{}, runtime.GOMAXPROCS(0)),
 		picker:     picker.New(info.NumPieces(), info.PieceLength, info.Length),
 		peers:      make(map[*peerConn]struct{}),
 		known:      make(map[netip.AddrPort]*candidate),
@@ -216,6 +217,7 @@ func startEngine(checkCtx context.Context, c *Client, t *Torrent, dir string, me
 	}
 	e.budget = max(c.cfg.BufferBytes, 4*info.PieceLength)
 	e.ctx, e.cancel = context.WithCancel(c.ctx)
+	e.work.cond.L = &e.work.mu
 	if cache != nil {
 		// Nothing to check: the cache starts empty.
 	} else if err := e.check(checkCtx); err != nil {
@@ -244,6 +246,14 @@ func startEngine(checkCtx context.Context, c *Client, t *Torrent, dir string, me
 		go func() {
 			defer e.wg.Done()
 			e.announcer.Run(e.ctx)
+		}()
+	}
+	context.AfterFunc(e.ctx, e.work.close)
+	for range runtime.GOMAXPROCS(0) {
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			e.work.run()
 		}()
 	}
 	e.loopWG.Add(1)
@@ -774,14 +784,12 @@ func (e *engine) verify(i int) {
 	}
 	e.verifying.Set(i)
 	e.hashing++
-	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		select {
-		case e.hashes <- struct{}{}:
-		case <-e.ctx.Done():
-			return
-		}
+	if e.onComplete != nil {
+		e.onComplete(i)
+	}
+	// Pieces are verified in the order they complete, but for the one a
+	// reader is on, which goes first.
+	e.work.push(e.underReader(i), func() {
 		h := sha1.New()
 		for k, blk := range pb.blocks {
 			h.Write(blk[:min(peer.BlockSize, size-k*peer.BlockSize)])
@@ -812,12 +820,66 @@ func (e *engine) verify(i int) {
 				}
 			}
 		}
-		<-e.hashes
 		select {
 		case e.hashed <- r:
 		case <-e.ctx.Done():
 		}
-	}()
+	})
+}
+
+// workQueue runs jobs on a few goroutines in the order they are pushed,
+// urgent ones first.
+type workQueue struct {
+	mu     sync.Mutex
+	cond   sync.Cond // on mu
+	jobs   []func()
+	head   int // jobs[head:] wait
+	closed bool
+}
+
+func (q *workQueue) push(urgent bool, job func()) {
+	q.mu.Lock()
+	switch {
+	case urgent && q.head > 0:
+		q.head--
+		q.jobs[q.head] = job
+	case urgent:
+		q.jobs = slices.Insert(q.jobs, 0, job)
+	default:
+		q.jobs = append(q.jobs, job)
+	}
+	q.mu.Unlock()
+	q.cond.Signal()
+}
+
+// run runs jobs until the queue is closed.
+func (q *workQueue) run() {
+	for {
+		q.mu.Lock()
+		for q.head == len(q.jobs) && !q.closed {
+			q.cond.Wait()
+		}
+		if q.closed {
+			q.mu.Unlock()
+			return
+		}
+		job := q.jobs[q.head]
+		q.jobs[q.head] = nil
+		q.head++
+		if q.head == len(q.jobs) {
+			q.jobs, q.head = q.jobs[:0], 0
+		}
+		q.mu.Unlock()
+		job()
+	}
+}
+
+// close makes the workers return; jobs not started are dropped.
+func (q *workQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.cond.Broadcast()
 }
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -981,9 +1043,9 @@ func (e *engine) fillRequests(p *peerConn) {
 	}
 	had := len(p.reqs)
 	p.reqs = append(p.reqs, e.scratch...)
-	if left := room - len(e.scratch); left > 0 && e.readerWaiting() {
-		// A reader waits: blocks of its piece asked of another peer are
-		// asked of this one too, if it has room.
+	if left := room - len(e.scratch); left > 0 && len(e.readers) > 0 && e.readerLate() {
+		// A reader waits, past the piece's deadline: blocks of its piece
+		// asked of another peer are asked of this one too, if it has room.
 		p.reqs = e.picker.PickUrgent(p, left, p.reqs)
 	}
 	blocks := p.reqs[had:]

@@ -348,8 +348,8 @@ func (r *Reader) wait(rs *readerState, i int, off int64) error {
 			rs.signal(e.err)
 		} else if e.picker.Have(i) {
 			rs.signal(nil)
-		} else {
-			rs.wait = i
+		} else if rs.wait != i {
+			rs.wait, rs.waitSince = i, time.Now()
 		}
 	}) {
 		return fmt.Errorf("torrent %s: %w", r.t.Name(), ErrClosed)
@@ -374,6 +374,7 @@ type readerState struct {
 	pos        int64 // content offset being read
 	ahead      int64 // readahead asked for
 	wait       int   // piece a read waits for, or -1
+	waitSince  time.Time
 	wake       chan error
 }
 
@@ -423,10 +424,25 @@ func (e *engine) removeReader(rs *readerState) {
 	e.updateReaders()
 }
 
-// readerWaiting reports whether a read waits for a piece.
-func (e *engine) readerWaiting() bool {
+// underReader reports whether a reader is on piece i.
+func (e *engine) underReader(i int) bool {
 	for rs := range e.readers {
-		if rs.wait >= 0 {
+		if rs.pos < rs.end && e.pieceAt(rs.pos) == i {
+			return true
+		}
+	}
+	return false
+}
+
+// lateAfter is how long a read waits for its piece before the blocks
+// of the piece still awaited are asked of a second peer.
+const lateAfter = 500 * time.Millisecond
+
+// readerLate reports whether a read has waited for its piece for longer
+// than lateAfter.
+func (e *engine) readerLate() bool {
+	for rs := range e.readers {
+		if rs.wait >= 0 && time.Since(rs.waitSince) > lateAfter {
 			return true
 		}
 	}
@@ -470,6 +486,18 @@ func (e *engine) updateReaders() {
 		for i := first; i <= last; i++ {
 			d := max(0, int64(i)*e.info.PieceLength-rs.pos)
 			cands = append(cands, prioCand{d, i})
+		}
+		if last < first {
+			continue
+		}
+		// A window that shrinks (the reader slowed down) keeps what it
+		// had up to twice its size (within the cap): dropping pieces being
+		// fetched to ask for them again a moment later wastes more than
+		// it saves.
+		ahead := max(min(rs.ahead, maxAhead), 1)
+		end := min(rs.pos+min(2*ahead, maxAhead), rs.end)
+		for i := last + 1; i <= e.pieceAt(end-1) && e.readerWant.Has(i); i++ {
+			cands = append(cands, prioCand{int64(i)*e.info.PieceLength - rs.pos, i})
 		}
 	}
 	slices.SortFunc(cands, func(a, b prioCand) int {
@@ -575,13 +603,14 @@ func (e *engine) abandon(i int) bool {
 
 // makeRoom evicts cached pieces until size more bytes fit in the cache
 // (with the pieces being verified): first the pieces farthest behind
-// every reader, then those farthest ahead of them; never a piece in a
-// reader's window.
+// every reader, then those farthest ahead of them, then pieces of the
+// readers' windows (the farthest first) and last the pieces under
+// readers, when there are more readers than the cache holds pieces.
 func (e *engine) makeRoom(size int64) {
 	for e.cache.Used()+e.cacheRes+size > e.cache.Capacity() {
 		v := e.victim()
 		if v < 0 {
-			return // every cached piece is in a window: WritePiece refuses
+			return // nothing cached: the pieces being verified fill it
 		}
 		e.haveBits.Clear(v)
 		e.cache.Evict(v)
@@ -595,27 +624,36 @@ func (e *engine) victim() int {
 	e.evictBuf = e.cache.Pieces(e.evictBuf[:0])
 	best, bestScore := -1, int64(math.MinInt64)
 	pl := e.info.PieceLength
+	const tier = int64(1) << 50 // above any distance in bytes
 	for _, i := range e.evictBuf {
-		if e.readerWant.Has(i) {
+		if e.verifying.Has(i) {
 			continue
 		}
 		start, end := int64(i)*pl, int64(i)*pl+e.info.PieceSize(i)
-		// Behind every reader: scored by the distance to the nearest
-		// reader, above any piece ahead of a reader; ahead: by the
-		// distance from the nearest reader behind it.
+		// Behind every reader: by the distance to the nearest reader;
+		// ahead: by the distance from the nearest reader behind it.
 		behind, ahead := int64(math.MaxInt64), int64(math.MaxInt64)
+		under := false
 		for rs := range e.readers {
-			if end <= rs.pos {
+			switch {
+			case end <= rs.pos:
 				behind = min(behind, rs.pos-end)
-			} else {
+			case start <= rs.pos:
+				under = true
+			default:
 				ahead = min(ahead, start-rs.pos)
 			}
 		}
 		var score int64
-		if ahead == math.MaxInt64 {
-			score = math.MaxInt64/2 + min(behind, math.MaxInt64/4)
-		} else {
-			score = ahead
+		switch {
+		case under:
+			score = 0
+		case ahead == math.MaxInt64:
+			score = 3*tier + min(behind, tier-1)
+		case !e.readerWant.Has(i):
+			score = 2*tier + min(ahead, tier-1)
+		default:
+			score = tier + min(ahead, tier-1)
 		}
 		if score > bestScore {
 			best, bestScore = i, score

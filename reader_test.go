@@ -254,3 +254,85 @@ func TestReaderCloseUnblocks(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestReaderFetchesWhatIsWatched reads a file at a fixed slow rate: the
+// torrent fetches no more than what was read plus the readahead window,
+// and pieces come nearest first.
+func TestReaderFetchesWhatIsWatched(t *testing.T) {
+	const (
+		pieceLen = 256 << 10
+		rate     = 4 << 20 // bytes a second
+		chunk    = 64 << 10
+		readFor  = 2500 * time.Millisecond
+	)
+	for _, tc := range []struct {
+		name  string
+		ahead int64 // 0: follows the rate
+	}{{"fixed readahead", 2 << 20}, {"readahead from the rate", 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			mi, src := makeTorrent(t, "big.bin", pieceLen, testFile{"", 64 << 20})
+			seed := startSeeder(t, mi, src)
+			tor := leechFrom(t, mi, seed)
+			want, err := os.ReadFile(filepath.Join(src, "big.bin"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			opts := []Option{InMemory(64 << 20)}
+			if tc.ahead > 0 {
+				opts = append(opts, WithReadahead(tc.ahead))
+			}
+			r, err := tor.NewReader(ctx, tor.Files()[0], opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			var order []int // pieces as their last block arrives, on the loop
+			e := tor.running()
+			e.callWait(func() { e.onComplete = func(i int) { order = append(order, i) } })
+
+			buf := make([]byte, chunk)
+			var read int64
+			tick := time.NewTicker(time.Second * chunk / rate)
+			defer tick.Stop()
+			ahead := tc.ahead // the largest window seen: it follows the rate
+			check := func(when string) {
+				t.Helper()
+				s := tor.Stats()
+				for _, rd := range s.Readers {
+					ahead = max(ahead, rd.Readahead)
+				}
+				if limit := read + ahead + 2*pieceLen; s.Downloaded > limit {
+					t.Fatalf("%s: downloaded %d bytes, having read %d with a readahead of %d (limit %d)", when, s.Downloaded, read, ahead, limit)
+				}
+			}
+			for start := time.Now(); time.Since(start) < readFor; {
+				<-tick.C
+				if _, err := io.ReadFull(r, buf); err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(buf, want[read:read+chunk]) {
+					t.Fatalf("wrong bytes at %d", read)
+				}
+				read += chunk
+				check("reading")
+			}
+			time.Sleep(500 * time.Millisecond) // the window fills; nothing more comes
+			check("after reading")
+			s := tor.Stats()
+			t.Logf("read %d bytes at %d B/s: downloaded %d; readers %+v", read, rate, s.Downloaded, s.Readers)
+			if s.Downloaded >= int64(len(want))-8<<20 {
+				t.Fatalf("downloaded %d of %d bytes for %d read", s.Downloaded, len(want), read)
+			}
+			// Nearest first: with one seeder the pieces arrive in order.
+			var got []int
+			e.callWait(func() { got = append(got, order...); e.onComplete = nil })
+			for k, i := range got {
+				if i != k {
+					t.Fatalf("piece %d arrived in position %d: order %v", i, k, got)
+				}
+			}
+		})
+	}
+}
