@@ -1,6 +1,8 @@
 // Package aiotorrent is a BitTorrent library: open a .torrent file or a
-// magnet link, list its files, and (as later releases add them) download
-// them to disk or read any file while it downloads.
+// magnet link, list its files, download them to disk ([Torrent.Download]),
+// or read any file while it downloads ([Torrent.NewReader]) and serve it
+// over HTTP ([Torrent.Stream], [Torrent.Handler]), in memory only if you
+// like ([InMemory]).
 //
 // The protocol pieces live in their own packages, usable on their own:
 // [github.com/aiotorrent/aiotorrent/bencode] for the encoding and
