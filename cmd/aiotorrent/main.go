@@ -51,6 +51,9 @@ type env struct {
 	stdout, stderr io.Writer
 	// isTerminal reports whether stderr is a terminal, for progress display.
 	isTerminal bool
+	// process is set when the command owns the process (not in tests):
+	// it may set process-wide things such as the memory limit.
+	process bool
 }
 
 // usageError is a mistake in how the command was called: exit status 2.
@@ -72,7 +75,7 @@ func main() {
 			}
 		}
 	}
-	e := &env{stdout: os.Stdout, stderr: os.Stderr, isTerminal: isTerminal(os.Stderr)}
+	e := &env{stdout: os.Stdout, stderr: os.Stderr, isTerminal: isTerminal(os.Stderr), process: true}
 	status := run(ctx, e, os.Args[1:])
 	if status != 0 {
 		pprof.StopCPUProfile()

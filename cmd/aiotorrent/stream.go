@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -21,6 +23,11 @@ var streamCmd = &command{
 	usage:   "[--addr HOST:PORT] [--file N]... [--cache SIZE] [-o DIR] [--json] [--peer HOST:PORT]... TORRENT",
 	run:     runStream,
 }
+
+// streamOverhead is the memory stream allows itself beyond the cache, as a
+// soft limit for the garbage collector: block buffers in flight, the
+// runtime, HTTP.
+const streamOverhead = 48 << 20
 
 type streamOpts struct {
 	addr       string
@@ -93,6 +100,10 @@ func runStream(ctx context.Context, e *env, args []string) error {
 	opts := []aiotorrent.Option{aiotorrent.InMemory(cache)}
 	if o.out != "" {
 		opts = []aiotorrent.Option{aiotorrent.WithDir(o.out)}
+	} else if e.process && os.Getenv("GOMEMLIMIT") == "" {
+		// The cache is most of the heap: without a limit the collector
+		// lets the heap grow to twice it before collecting.
+		debug.SetMemoryLimit(cache + streamOverhead)
 	}
 	h := t.Handler(opts...)
 	var lc net.ListenConfig
