@@ -353,6 +353,7 @@ func (e *engine) selectFiles(sel []bool) {
 			e.syncFile(f)
 		}
 	}
+	e.picker.SetEndgame(e.downloading())
 }
 
 // syncFile makes a complete file durable off the loop, then marks it

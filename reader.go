@@ -529,6 +529,7 @@ func (e *engine) updateReaders() {
 			}
 		}
 	}
+	e.picker.SetEndgame(e.downloading())
 	e.readerWant, e.spare = next, e.readerWant
 	for _, i := range old {
 		e.spare.Clear(i)
@@ -546,6 +547,12 @@ func (e *engine) updateReaders() {
 		e.fillAll()
 		e.connectMore(time.Now())
 	}
+}
+
+// downloading reports whether a file is selected for download: readers
+// alone want windows of pieces, and no endgame.
+func (e *engine) downloading() bool {
+	return slices.Contains(e.selected, true)
 }
 
 // downloadWants reports whether a download wants piece i: it belongs to

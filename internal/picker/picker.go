@@ -79,6 +79,7 @@ type Picker struct {
 	seqCursor int   // no wanted missing piece before it
 	prio      []int // pieces fetched before any other, most urgent first
 	urgent    int   // prio[:urgent] start even when new pieces are not allowed
+	noEndgame bool
 }
 
 // New returns a Picker for n pieces of pieceLen bytes (the last one
@@ -115,6 +116,11 @@ func (p *Picker) SetPriority(pieces []int, urgent int) {
 	p.prio = append(p.prio[:0], pieces...)
 	p.urgent = min(urgent, len(p.prio))
 }
+
+// SetEndgame allows endgame or not (it is allowed unless told). Readers
+// that want only a window of pieces ahead of them have every wanted block
+// requested most of the time: that is no reason to ask twice.
+func (p *Picker) SetEndgame(on bool) { p.noEndgame = !on }
 
 // Strategy returns the current strategy.
 func (p *Picker) Strategy() Strategy { return p.strategy }
@@ -315,6 +321,9 @@ func (p *Picker) Endgame() bool { return p.nwanted > 0 && p.endgame() }
 // endgame reports whether every block of every wanted missing piece is
 // requested or received: no piece left to start, nothing pending.
 func (p *Picker) endgame() bool {
+	if p.noEndgame {
+		return false
+	}
 	started := 0
 	for _, i := range p.actives {
 		if p.active[i].pending > 0 {

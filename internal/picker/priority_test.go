@@ -123,3 +123,24 @@ func TestPickUrgent(t *testing.T) {
 	}
 	checkState(t, p)
 }
+
+func TestNoEndgame(t *testing.T) {
+	const pl = 2 * BlockSize
+	p := New(4, pl, 4*pl)
+	p.Want(1, true)
+	p.SetEndgame(false)
+	a, b := seed(), seed()
+	if got := a.pick(t, p, 10); len(got) != 2 {
+		t.Fatalf("first peer got %d blocks, want the 2 of piece 1", len(got))
+	}
+	if p.Endgame() {
+		t.Fatal("Endgame with endgame off")
+	}
+	if got := b.pick(t, p, 10); len(got) != 0 {
+		t.Fatalf("second peer got %+v with endgame off", got)
+	}
+	p.SetEndgame(true)
+	if got := b.pick(t, p, 10); len(got) != 2 || !p.Endgame() {
+		t.Fatalf("second peer got %d blocks with endgame on, want 2", len(got))
+	}
+}
