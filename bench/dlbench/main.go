@@ -45,7 +45,6 @@ import (
 	"time"
 
 	"github.com/aiotorrent/aiotorrent/bench/internal/harness"
-	"github.com/aiotorrent/aiotorrent/internal/swarmtest"
 	"github.com/aiotorrent/aiotorrent/metainfo"
 	"github.com/aiotorrent/aiotorrent/tracker/server"
 )
@@ -109,10 +108,10 @@ func parseArgs(args []string) (*config, error) {
 	if c.runs < 1 {
 		return nil, errors.New("-runs must be at least 1")
 	}
-	if c.seeders, err = parseClients(*seeders); err != nil {
+	if c.seeders, err = harness.ParseClients(*seeders); err != nil {
 		return nil, fmt.Errorf("-seeders: %w", err)
 	}
-	if c.leechers, err = parseClients(*leechers); err != nil {
+	if c.leechers, err = harness.ParseClients(*leechers); err != nil {
 		return nil, fmt.Errorf("-leechers: %w", err)
 	}
 	if c.timeout == 0 {
@@ -142,53 +141,19 @@ func parseArgs(args []string) (*config, error) {
 	return c, nil
 }
 
-// parseClients reads a -seeders or -leechers list, in the order of
-// allClients.
-func parseClients(s string) ([]string, error) {
-	aliases := map[string]string{
-		"all": "all", clientOurs: clientOurs, "aiotorrent": clientOurs,
-		clientAria2: clientAria2, "aria2": clientAria2,
-		clientQbit: clientQbit, "qbittorrent-nox": clientQbit, "qbit": clientQbit,
-		clientLT: clientLT, "lt": clientLT, "python3-libtorrent": clientLT,
-	}
-	want := map[string]bool{}
-	for f := range strings.SplitSeq(s, ",") {
-		name, ok := aliases[strings.ToLower(strings.TrimSpace(f))]
-		if !ok {
-			return nil, fmt.Errorf("unknown client %q (want aria2c, qbittorrent, libtorrent, ours or all)", f)
-		}
-		if name == "all" {
-			return allClients, nil
-		}
-		want[name] = true
-	}
-	var out []string
-	for _, c := range allClients {
-		if want[c] {
-			out = append(out, c)
-		}
-	}
-	return out, nil
-}
-
 // bench is the swarm the leechers download from.
 type bench struct {
-	cfg      *config
-	work     string // everything the harness writes
-	bin      string // aiotorrent
-	perf     string // perf, with -perf
-	aria2    string
-	qbit     string
-	python   string // /usr/bin/python3, with libtorrent
-	script   string // libtorrent_client.py
-	seedDir  string // holds the content, for every seeder
-	file     string // the content
-	torrent  string
-	mi       *metainfo.MetaInfo
+	cfg *config
+	// swarm holds the work folder (everything the harness writes),
+	// aiotorrent, the torrent, the folder of the content for every
+	// seeder, and the real clients' programs.
+	swarm    *harness.Swarm
+	perf     string            // perf, with -perf
+	file     string            // the content
 	sum      [sha256.Size]byte // of the content
 	srv      *server.Server
 	announce string
-	seeders  []*seeder
+	seeders  []*harness.Seeder
 }
 
 // measure is one timed download.
@@ -213,10 +178,12 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	b := &bench{cfg: cfg}
+	// The seeders report what they upload, for "sent by".
+	b := &bench{cfg: cfg, swarm: &harness.Swarm{CountUploads: true}}
 	if err := b.findTools(slices.Concat(cfg.seeders, cfg.leechers)); err != nil {
 		return err
 	}
+	sw := b.swarm
 	goCmd, err := harness.FindGo()
 	if err != nil {
 		return err
@@ -225,25 +192,25 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if b.work, err = os.MkdirTemp(cfg.dir, "dlbench-"); err != nil {
+	if sw.Work, err = os.MkdirTemp(cfg.dir, "dlbench-"); err != nil {
 		return err
 	}
 	// Stop every program before removing their folders: a running
 	// qbittorrent-nox writes into its profile.
 	defer func() {
-		stopAll()
+		harness.StopAll()
 		if cfg.keep {
-			harness.Progress("kept %s", b.work)
+			harness.Progress("kept %s", sw.Work)
 		} else {
-			os.RemoveAll(b.work)
+			os.RemoveAll(sw.Work)
 		}
 	}()
-	if err := harness.CheckFree(b.work, 2*cfg.size+256<<20, 0, "the content and one download"); err != nil {
+	if err := harness.CheckFree(sw.Work, 2*cfg.size+256<<20, 0, "the content and one download"); err != nil {
 		return err
 	}
 
-	b.bin = filepath.Join(b.work, "aiotorrent")
-	if err := harness.BuildAiotorrent(ctx, goCmd, root, b.bin); err != nil {
+	sw.Bin = filepath.Join(sw.Work, "aiotorrent")
+	if err := harness.BuildAiotorrent(ctx, goCmd, root, sw.Bin); err != nil {
 		return err
 	}
 
@@ -262,41 +229,41 @@ func run(ctx context.Context, args []string) error {
 	harness.Progress("tracker on %s", b.announce)
 
 	// The content and its torrent.
-	b.seedDir = filepath.Join(b.work, "seed")
-	if err := os.MkdirAll(b.seedDir, 0o755); err != nil {
+	sw.SeedDir = filepath.Join(sw.Work, "seed")
+	if err := os.MkdirAll(sw.SeedDir, 0o755); err != nil {
 		return err
 	}
-	b.file = filepath.Join(b.seedDir, fmt.Sprintf("dlbench-%d.bin", cfg.size))
+	b.file = filepath.Join(sw.SeedDir, fmt.Sprintf("dlbench-%d.bin", cfg.size))
 	if err := harness.WriteContent(ctx, b.file, cfg.size, "dlbench"); err != nil {
 		return err
 	}
 	if b.sum, err = sha256File(b.file); err != nil {
 		return err
 	}
-	b.torrent = filepath.Join(b.work, "dlbench.torrent")
-	createArgs := []string{"create", "--no-date", "--force", "--tracker", b.announce, "-o", b.torrent}
+	sw.Torrent = filepath.Join(sw.Work, "dlbench.torrent")
+	createArgs := []string{"create", "--no-date", "--force", "--tracker", b.announce, "-o", sw.Torrent}
 	if cfg.pieceSize != "" {
 		createArgs = append(createArgs, "--piece-size", cfg.pieceSize)
 	}
-	create := exec.CommandContext(ctx, b.bin, append(createArgs, b.file)...)
+	create := exec.CommandContext(ctx, sw.Bin, append(createArgs, b.file)...)
 	if out, err := create.CombinedOutput(); err != nil {
 		return fmt.Errorf("aiotorrent create: %v\n%s", err, out)
 	}
-	if b.mi, err = metainfo.LoadFile(b.torrent); err != nil {
+	if sw.MI, err = metainfo.LoadFile(sw.Torrent); err != nil {
 		return err
 	}
-	harness.Progress("torrent %s: %d pieces of %d KiB", b.mi.InfoHash, b.mi.Info.NumPieces(), b.mi.Info.PieceLength>>10)
+	harness.Progress("torrent %s: %d pieces of %d KiB", sw.MI.InfoHash, sw.MI.Info.NumPieces(), sw.MI.Info.PieceLength>>10)
 
 	// The seeders, one after the other: each checks the whole content,
 	// and two checking at once on 2 cores would only slow both.
 	for _, name := range cfg.seeders {
 		start := time.Now()
-		s, err := b.startSeeder(ctx, name)
+		s, err := sw.StartSeeder(ctx, name)
 		if err != nil {
 			return err
 		}
 		b.seeders = append(b.seeders, s)
-		harness.Progress("seeder %-11s serving on %v (ready after %.1fs)", name, s.addr, time.Since(start).Seconds())
+		harness.Progress("seeder %-11s serving on %v (ready after %.1fs)", name, s.Addr, time.Since(start).Seconds())
 	}
 	if err := b.waitTracker(ctx); err != nil {
 		return err
@@ -338,8 +305,8 @@ func run(ctx context.Context, args []string) error {
 	// changed the swarm under the later leechers.
 	var gone []string
 	for _, s := range b.seeders {
-		if s.proc.hasExited() {
-			gone = append(gone, fmt.Sprintf("%v\n%s", s.proc.exitError(), s.proc.tail()))
+		if s.Proc.HasExited() {
+			gone = append(gone, fmt.Sprintf("%v\n%s", s.Proc.ExitError(), s.Proc.Tail()))
 		}
 	}
 	b.report(os.Stdout, root, goCmd, &cond, rows, gone)
@@ -357,7 +324,7 @@ func run(ctx context.Context, args []string) error {
 // leech times the leecher name once (run r, counting from 0), checks its
 // download and removes it.
 func (b *bench) leech(ctx context.Context, name string, r int) (*measure, error) {
-	out := filepath.Join(b.work, "runs", fmt.Sprintf("%d-%s", r+1, name))
+	out := filepath.Join(b.swarm.Work, "runs", fmt.Sprintf("%d-%s", r+1, name))
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return nil, err
 	}
@@ -385,13 +352,13 @@ func (b *bench) leech(ctx context.Context, name string, r int) (*measure, error)
 	defer cancel()
 	var m *measure
 	switch name {
-	case clientOurs:
+	case harness.ClientOurs:
 		m, err = b.oursLeech(lctx, out, r)
-	case clientAria2:
+	case harness.ClientAria2:
 		m, err = b.aria2Leech(lctx, out)
-	case clientQbit:
+	case harness.ClientQbit:
 		m, err = b.qbitLeech(lctx, out)
-	case clientLT:
+	case harness.ClientLT:
 		m, err = b.ltLeech(lctx, out)
 	default:
 		err = fmt.Errorf("unknown leecher %q", name)
@@ -418,7 +385,7 @@ func (b *bench) leech(ctx context.Context, name string, r int) (*measure, error)
 	for k, v := range sent1 {
 		m.sent[k] = v - sent0[k]
 	}
-	if err := b.verify(filepath.Join(out, b.mi.Info.Name)); err != nil {
+	if err := b.verify(filepath.Join(out, b.swarm.MI.Info.Name)); err != nil {
 		return nil, fmt.Errorf("download not identical to the source: %w", err)
 	}
 	return m, nil
@@ -428,14 +395,14 @@ func (b *bench) leech(ctx context.Context, name string, r int) (*measure, error)
 func (b *bench) uploaded(ctx context.Context) (map[string]int64, error) {
 	out := make(map[string]int64)
 	for _, s := range b.seeders {
-		if s.proc.hasExited() {
-			return nil, fmt.Errorf("seeder %v\n%s", s.proc.exitError(), s.proc.tail())
+		if s.Proc.HasExited() {
+			return nil, fmt.Errorf("seeder %v\n%s", s.Proc.ExitError(), s.Proc.Tail())
 		}
-		n, err := s.uploaded(ctx)
+		n, err := s.Uploaded(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("seeder %s: upload counter: %w", s.name, err)
+			return nil, fmt.Errorf("seeder %s: upload counter: %w", s.Name, err)
 		}
-		out[s.name] = n
+		out[s.Name] = n
 	}
 	return out, nil
 }
@@ -444,9 +411,9 @@ func (b *bench) uploaded(ctx context.Context) (map[string]int64, error) {
 func (b *bench) seedersCPU() (time.Duration, error) {
 	var total time.Duration
 	for _, s := range b.seeders {
-		d, err := cpuTime(s.proc.pid())
+		d, err := harness.CPUTime(s.Proc.PID())
 		if err != nil {
-			return 0, fmt.Errorf("seeder %s: %w", s.name, err)
+			return 0, fmt.Errorf("seeder %s: %w", s.Name, err)
 		}
 		total += d
 	}
@@ -457,7 +424,7 @@ func (b *bench) seedersCPU() (time.Duration, error) {
 func (b *bench) shares(sent map[string]int64) string {
 	var parts []string
 	for _, s := range b.seeders {
-		parts = append(parts, fmt.Sprintf("%s %.0f%%", s.name, 100*float64(sent[s.name])/float64(b.cfg.size)))
+		parts = append(parts, fmt.Sprintf("%s %.0f%%", s.Name, 100*float64(sent[s.Name])/float64(b.cfg.size)))
 	}
 	return strings.Join(parts, ", ")
 }
@@ -501,35 +468,16 @@ func (b *bench) verify(path string) error {
 	return nil
 }
 
-// findTools finds the programs the chosen clients need.
+// findTools finds the programs the chosen clients need, and perf with
+// -perf.
 func (b *bench) findTools(clients []string) error {
-	var err error
 	if b.cfg.perfDir != "" {
+		var err error
 		if b.perf, err = exec.LookPath("perf"); err != nil {
 			return errors.New("perf is not installed (not found in PATH): install the Debian package \"linux-perf\", or leave out -perf")
 		}
 	}
-	if slices.Contains(clients, clientAria2) {
-		if b.aria2, err = exec.LookPath("aria2c"); err != nil {
-			return errors.New("aria2c is not installed (not found in PATH): install the Debian package \"aria2\", or leave aria2c out of -seeders and -leechers")
-		}
-	}
-	if slices.Contains(clients, clientQbit) {
-		if b.qbit, err = exec.LookPath("qbittorrent-nox"); err != nil {
-			return errors.New("qbittorrent-nox is not installed (not found in PATH): install the Debian package \"qbittorrent-nox\", or leave qbittorrent out of -seeders and -leechers")
-		}
-	}
-	if slices.Contains(clients, clientLT) {
-		b.python = swarmtest.SystemPython
-		if out, err := exec.Command(b.python, "-c", "import libtorrent").CombinedOutput(); err != nil {
-			return fmt.Errorf("%s cannot import libtorrent (%v: %s): install the Debian package \"python3-libtorrent\", or leave libtorrent out of -seeders and -leechers",
-				b.python, err, strings.TrimSpace(string(out)))
-		}
-		if b.script, err = swarmtest.LibtorrentScript(); err != nil {
-			return err
-		}
-	}
-	return nil
+	return b.swarm.FindClients(clients, "-seeders and -leechers")
 }
 
 func sha256File(path string) ([sha256.Size]byte, error) {
@@ -550,7 +498,7 @@ type conditions struct {
 
 // label is how the report names a client.
 func label(name string) string {
-	if name == clientOurs {
+	if name == harness.ClientOurs {
 		return "aiotorrent (ours)"
 	}
 	return name
@@ -560,13 +508,13 @@ func (b *bench) report(w io.Writer, root, goCmd string, cond *conditions, rows [
 	cfg := b.cfg
 	harness.WriteHeader(w, "dlbench", "; every seeder, the leecher and the tracker share these cores", cond.Conditions)
 	fmt.Fprintf(w, "- page cache: the content had to be read back in %d times (checked before every download); downloads are written to the page cache and deleted after checking\n", cond.rewarms)
-	fmt.Fprintf(w, "- Go: %s; aiotorrent built from %s%s\n", harness.CmdLine(goCmd, "version"), root, vcsInfo(root))
-	b.versions(w)
+	fmt.Fprintf(w, "- Go: %s; aiotorrent built from %s%s\n", harness.CmdLine(goCmd, "version"), root, harness.VCSInfo(root))
+	b.swarm.Versions(w)
 	fmt.Fprintf(w, "- content: one file of %d bytes (%.0f MiB), %d pieces of %d KiB; tracker %s (in the harness, interval %v)\n",
-		cfg.size, harness.MiB(cfg.size), b.mi.Info.NumPieces(), b.mi.Info.PieceLength>>10, b.announce, trackerInterval)
+		cfg.size, harness.MiB(cfg.size), b.swarm.MI.Info.NumPieces(), b.swarm.MI.Info.PieceLength>>10, b.announce, trackerInterval)
 	var names []string
 	for _, s := range b.seeders {
-		names = append(names, label(s.name))
+		names = append(names, label(s.Name))
 	}
 	fmt.Fprintf(w, "- seeders: %s, all on 127.0.0.1, serving one copy of the content\n", strings.Join(names, ", "))
 	if cfg.pprofDir != "" {
@@ -586,10 +534,10 @@ func (b *bench) report(w io.Writer, root, goCmd string, cond *conditions, rows [
 	var aria2Rate, bestRate float64
 	best := ""
 	for _, rw := range rows {
-		if rw.name == clientAria2 {
+		if rw.name == harness.ClientAria2 {
 			aria2Rate = rate(rw)
 		}
-		if rw.name != clientOurs && rate(rw) > bestRate {
+		if rw.name != harness.ClientOurs && rate(rw) > bestRate {
 			bestRate, best = rate(rw), rw.name
 		}
 	}
@@ -630,7 +578,7 @@ func (b *bench) report(w io.Writer, root, goCmd string, cond *conditions, rows [
 	fmt.Fprintf(w, "Where the data came from: payload each seeder reported sending during the download, in %% of the content, summed over the runs that succeeded; \"sent ÷ size\" above 1 means blocks were sent twice.\n\n")
 	fmt.Fprint(w, "| leecher |")
 	for _, s := range b.seeders {
-		fmt.Fprintf(w, " from %s |", label(s.name))
+		fmt.Fprintf(w, " from %s |", label(s.Name))
 	}
 	fmt.Fprintln(w, " sent ÷ size |")
 	fmt.Fprint(w, "|---|")
@@ -648,7 +596,7 @@ func (b *bench) report(w io.Writer, root, goCmd string, cond *conditions, rows [
 		for _, s := range b.seeders {
 			var n int64
 			for _, m := range rw.ok {
-				n += m.sent[s.name]
+				n += m.sent[s.Name]
 			}
 			all += n
 			fmt.Fprintf(w, " %.0f%% |", 100*float64(n)/total)
@@ -680,39 +628,4 @@ func walls(rw *row) []time.Duration {
 		ws = append(ws, m.wall)
 	}
 	return ws
-}
-
-// vcsInfo describes the commit of the source tree at root and whether
-// tracked Go files differ from it, or returns "" if git cannot tell. It only
-// reads: GIT_OPTIONAL_LOCKS=0 keeps "git status" from refreshing the index.
-func vcsInfo(root string) string {
-	git := func(args ...string) (string, error) {
-		cmd := exec.Command("git", append([]string{"-C", root}, args...)...)
-		cmd.Env = append(os.Environ(), "GIT_OPTIONAL_LOCKS=0")
-		out, err := cmd.Output()
-		return strings.TrimSpace(string(out)), err
-	}
-	rev, err := git("rev-parse", "--short=12", "HEAD")
-	if err != nil || rev == "" {
-		return ""
-	}
-	out := " at commit " + rev
-	if changed, err := git("status", "--porcelain", "--untracked-files=no", "--", "*.go"); err == nil && changed != "" {
-		out += " with uncommitted changes to Go files"
-	}
-	return out
-}
-
-// versions lists the versions of the real clients used.
-func (b *bench) versions(w io.Writer) {
-	if b.aria2 != "" {
-		fmt.Fprintf(w, "- aria2c: %s\n", harness.CmdLine(b.aria2, "--version"))
-	}
-	if b.qbit != "" {
-		fmt.Fprintf(w, "- qbittorrent-nox: %s\n", harness.CmdLine(b.qbit, "--version"))
-	}
-	if b.python != "" {
-		fmt.Fprintf(w, "- libtorrent: %s (python3-libtorrent, %s)\n",
-			harness.CmdLine(b.python, "-c", "import libtorrent; print(libtorrent.__version__)"), filepath.Base(b.script))
-	}
 }

@@ -1,10 +1,14 @@
 //go:build linux
 
 // Package harness holds what the benchmark programs under bench
-// (createbench, dlbench) share: starting and stopping the program,
-// building cmd/aiotorrent, writing the test content and keeping it in the
-// page cache, recording the load on the machine during the runs, and the
-// head of the Markdown report.
+// (createbench, dlbench, streambench) share: starting and stopping the
+// program, building cmd/aiotorrent, writing the test content and keeping
+// it in the page cache, recording the load on the machine during the
+// runs, and the head of the Markdown report; and, for dlbench and
+// streambench, the programs they start and the CPU time and memory those
+// use (proc.go), the four clients as seeders on loopback (seeders.go),
+// and the qBittorrent and libtorrent processes that dlbench also runs as
+// leechers (qbittorrent.go, libtorrent.go).
 //
 // It runs on Linux only: it reads /proc and uses mincore(2).
 package harness
