@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"math/rand/v2"
@@ -333,6 +334,59 @@ func TestReaderFetchesWhatIsWatched(t *testing.T) {
 					t.Fatalf("piece %d arrived in position %d: order %v", i, k, got)
 				}
 			}
+		})
+	}
+}
+
+// TestReadersWithDownload runs a download (each strategy) and two readers
+// of one file at different places at once: each reader gets its bytes,
+// and the download completes.
+func TestReadersWithDownload(t *testing.T) {
+	for _, strategy := range []Strategy{Default, Sequential} {
+		t.Run(strategy.String(), func(t *testing.T) {
+			mi, src := makeTorrent(t, "content", 32<<10, testFile{"a.bin", 3 << 20}, testFile{"b.bin", 1 << 20})
+			seed := startSeeder(t, mi, src)
+			tor := leechFrom(t, mi, seed)
+			want, err := os.ReadFile(filepath.Join(src, "content", "a.bin"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			dst := t.TempDir()
+			f := tor.Files()[0]
+			r1, err := tor.NewReader(ctx, f, WithDir(dst), WithReadahead(256<<10))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r1.Close()
+			r2, err := tor.NewReader(ctx, f, WithReadahead(256<<10))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r2.Close()
+			errs := make(chan error, 3)
+			go func() { errs <- tor.DownloadAll(ctx, WithDir(dst), WithStrategy(strategy)) }()
+			read := func(r *Reader, from int64) {
+				if _, err := r.Seek(from, io.SeekStart); err != nil {
+					errs <- err
+					return
+				}
+				got, err := io.ReadAll(r)
+				if err == nil && !bytes.Equal(got, want[from:]) {
+					err = fmt.Errorf("reader from %d: wrong bytes", from)
+				}
+				errs <- err
+			}
+			go read(r1, 0)
+			go read(r2, int64(len(want))*2/3)
+			for range 3 {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+			sameFile(t, filepath.Join(dst, "content", "a.bin"), filepath.Join(src, "content", "a.bin"))
+			sameFile(t, filepath.Join(dst, "content", "b.bin"), filepath.Join(src, "content", "b.bin"))
 		})
 	}
 }
