@@ -262,7 +262,7 @@ func (t *Torrent) DownloadFiles(ctx context.Context, files []File, opts ...Optio
 		e.waiters = append(e.waiters, w)
 		e.checkWaiters()
 		for p := range e.peers {
-			e.setInterested(p, e.picker.Interesting(p))
+			e.setInterested(p, e.interesting(p))
 		}
 		e.fillAll()
 		e.connectMore(time.Now())

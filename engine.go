@@ -102,6 +102,7 @@ type engine struct {
 	onComplete func(piece int) // tests: called on the loop as each piece has all its blocks
 
 	// Streaming (reader.go).
+	streaming  bool           // readers have come: interest in any piece we lack
 	cache      *storage.Cache // the storage when in memory, else nil
 	cacheRes   int64          // cache bytes reserved for pieces being verified
 	haveBits   atomicBits     // verified pieces, for readers off the loop
@@ -733,7 +734,11 @@ func (e *engine) onBlock(p *peerConn, m peer.Message, buf *block) {
 		p.maxReqs = minRequests
 	}
 	b := picker.Block{Piece: int(m.Index), Begin: int(m.Begin), Length: n}
-	if k := slices.Index(p.reqs, b); k >= 0 {
+	if k := slices.Index(p.cancelled, b); k >= 0 {
+		// The answer to a request we cancelled: a newer request for the
+		// block, if any, is still to be answered.
+		p.cancelled = slices.Delete(p.cancelled, k, k+1)
+	} else if k := slices.Index(p.reqs, b); k >= 0 {
 		p.reqs = slices.Delete(p.reqs, k, k+1)
 	}
 	needed, complete := e.picker.Received(b)
@@ -760,9 +765,7 @@ func (e *engine) onBlock(p *peerConn, m peer.Message, buf *block) {
 		}
 		if i := slices.Index(q.reqs, b); i >= 0 {
 			q.reqs = slices.Delete(q.reqs, i, i+1)
-			q.send(func(out []byte) []byte {
-				return peer.AppendRequest(out, peer.Cancel, m.Index, m.Begin, m.Length)
-			})
+			q.sendCancels([]picker.Block{b})
 			e.fillRequests(q)
 		}
 	}
@@ -973,9 +976,7 @@ func (e *engine) onHashed(r hashResult) {
 	if e.picker.HaveBitfield().Full() && e.announcer != nil {
 		e.announcer.Completed()
 	}
-	if e.picker.Missing() == 0 && len(e.readers) == 0 {
-		// Readers keep the interest: they will want more soon, and a
-		// peer that choked us meanwhile would make them wait.
+	if e.picker.Missing() == 0 && !e.streaming {
 		for p := range e.peers {
 			e.setInterested(p, false)
 		}
@@ -1064,11 +1065,33 @@ func (e *engine) fillRequests(p *peerConn) {
 	})
 }
 
+// interesting reports whether we are interested in a peer: it has a
+// piece we want or, once readers have come, any piece we lack. Readers
+// come and go (one an HTTP request) and want what they want at once: a
+// peer told we are not interested chokes us, and may take its next
+// choking round (10 s for aria2c) to unchoke us again.
+func (e *engine) interesting(p *peerConn) bool {
+	if e.picker.Interesting(p) {
+		return true
+	}
+	if !e.streaming {
+		return false
+	}
+	have, has := e.picker.HaveBitfield().Bytes(), p.has.Bytes()
+	for k := range has {
+		if has[k]&^have[k] != 0 {
+			return true
+		}
+	}
+	return false
+}
+
 func (e *engine) setInterested(p *peerConn, on bool) {
 	if p.amInterested == on {
 		return
 	}
 	p.amInterested = on
+	e.log.Debug("interest", "addr", p.addr, "interested", on)
 	t := peer.NotInterested
 	if on {
 		t = peer.Interested
@@ -1106,6 +1129,7 @@ func (e *engine) onMessage(p *peerConn, m *peer.Message) {
 	}
 	switch m.Type {
 	case peer.Choke:
+		e.log.Debug("peer choked us", "addr", p.addr, "requests", len(p.reqs))
 		p.peerChoking = true
 		if !p.res.Fast() {
 			for _, b := range p.reqs {
@@ -1115,6 +1139,7 @@ func (e *engine) onMessage(p *peerConn, m *peer.Message) {
 			e.fillAll()
 		}
 	case peer.Unchoke:
+		e.log.Debug("peer unchoked us", "addr", p.addr, "requests", len(p.reqs))
 		p.peerChoking = false
 		p.rejected = nil
 		e.fillRequests(p)
@@ -1134,7 +1159,7 @@ func (e *engine) onMessage(p *peerConn, m *peer.Message) {
 		i := int(m.Index)
 		if p.has.Set(i) {
 			e.picker.PeerHas(i)
-			if e.picker.Needs(i) {
+			if e.picker.Needs(i) || (e.streaming && !e.picker.Have(i)) {
 				e.setInterested(p, true)
 				e.fillRequests(p)
 			}
@@ -1158,7 +1183,7 @@ func (e *engine) onMessage(p *peerConn, m *peer.Message) {
 				e.picker.PeerHas(i)
 			}
 		}
-		e.setInterested(p, e.picker.Interesting(p))
+		e.setInterested(p, e.interesting(p))
 		e.fillRequests(p)
 	case peer.Request:
 		e.onRequest(p, m)
@@ -1166,7 +1191,11 @@ func (e *engine) onMessage(p *peerConn, m *peer.Message) {
 		p.cancelUpload(m.Index, m.Begin, m.Length)
 	case peer.Reject:
 		b := picker.Block{Piece: int(m.Index), Begin: int(m.Begin), Length: int(m.Length)}
-		if k := slices.Index(p.reqs, b); k >= 0 {
+		if k := slices.Index(p.cancelled, b); k >= 0 {
+			// It rejects a request we cancelled (BEP 6 answers every
+			// cancel): not the newer request for the same block.
+			p.cancelled = slices.Delete(p.cancelled, k, k+1)
+		} else if k := slices.Index(p.reqs, b); k >= 0 {
 			p.reqs = slices.Delete(p.reqs, k, k+1)
 			e.picker.Cancelled(b)
 			if p.rejected == nil {
@@ -1237,7 +1266,7 @@ func (e *engine) tick(now time.Time, dt float64) {
 			p.reqs = p.reqs[:0]
 			e.fillAll()
 		}
-		if p.amInterested && e.picker.Missing() > 0 && !e.picker.Interesting(p) {
+		if p.amInterested && (e.picker.Missing() > 0 || e.streaming) && !e.interesting(p) {
 			e.setInterested(p, false)
 		}
 		e.fillRequests(p)

@@ -58,6 +58,7 @@ type peerConn struct {
 	banned         bool
 	client         string             // from the extension handshake
 	rejected       *bitfield.Bitfield // pieces it rejected since it last unchoked us
+	cancelled      []picker.Block     // Fast: cancelled requests it has not answered yet
 }
 
 func newPeerConn(e *engine, conn net.Conn, a netip.AddrPort, id [20]byte, res peer.Reserved, outgoing bool) *peerConn {
@@ -89,6 +90,33 @@ func (p *peerConn) backlog() int {
 
 // Requested reports an outstanding request for b to this peer.
 func (p *peerConn) Requested(b picker.Block) bool { return slices.Contains(p.reqs, b) }
+
+// maxCancelled bounds the cancelled requests remembered for a peer that
+// does not answer them.
+const maxCancelled = 2 * maxRequests
+
+// sendCancels cancels requests for blocks, which the caller has taken out
+// of p.reqs. A peer with the Fast extension answers each cancel with the
+// block or a reject (BEP 6); until it has, an answer for one of those
+// blocks is the cancelled request's, not that of a newer request for the
+// same block, so they are remembered.
+func (p *peerConn) sendCancels(blocks []picker.Block) {
+	if len(blocks) == 0 {
+		return
+	}
+	if p.res.Fast() {
+		if over := len(p.cancelled) + len(blocks) - maxCancelled; over > 0 {
+			p.cancelled = slices.Delete(p.cancelled, 0, min(over, len(p.cancelled)))
+		}
+		p.cancelled = append(p.cancelled, blocks...)
+	}
+	p.send(func(out []byte) []byte {
+		for _, b := range blocks {
+			out = peer.AppendRequest(out, peer.Cancel, uint32(b.Piece), uint32(b.Begin), uint32(b.Length))
+		}
+		return out
+	})
+}
 
 // send appends messages for the writer; fn appends them to the buffer.
 func (p *peerConn) send(fn func([]byte) []byte) {

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aiotorrent/aiotorrent/internal/picker"
 	"github.com/aiotorrent/aiotorrent/peer"
 )
 
@@ -411,6 +412,7 @@ func (e *engine) addReader(rs *readerState) error {
 		}
 	}
 	e.readers[rs] = struct{}{}
+	e.streaming = true
 	e.updateReaders()
 	return nil
 }
@@ -538,7 +540,7 @@ func (e *engine) updateReaders() {
 	e.picker.SetPriority(prio, urgent)
 	if len(prio) > 0 {
 		for p := range e.peers {
-			if !p.amInterested && e.picker.Interesting(p) {
+			if !p.amInterested && e.interesting(p) {
 				e.setInterested(p, true)
 			}
 		}
@@ -575,23 +577,16 @@ func (e *engine) abandon(i int) bool {
 	}
 	for p := range e.peers {
 		keep := p.reqs[:0]
-		var cancel []uint32 // block offsets
+		var cancel []picker.Block
 		for _, b := range p.reqs {
 			if b.Piece == i {
-				cancel = append(cancel, uint32(b.Begin), uint32(b.Length))
+				cancel = append(cancel, b)
 			} else {
 				keep = append(keep, b)
 			}
 		}
 		p.reqs = keep
-		if len(cancel) > 0 {
-			p.send(func(out []byte) []byte {
-				for k := 0; k < len(cancel); k += 2 {
-					out = peer.AppendRequest(out, peer.Cancel, uint32(i), cancel[k], cancel[k+1])
-				}
-				return out
-			})
-		}
+		p.sendCancels(cancel)
 	}
 	if pb := e.bufs[i]; pb != nil {
 		size := int(e.info.PieceSize(i))

@@ -23,6 +23,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -54,6 +55,16 @@ type env struct {
 	// process is set when the command owns the process (not in tests):
 	// it may set process-wide things such as the memory limit.
 	process bool
+}
+
+// logger returns the library's logger: to stderr at the level
+// AIOTORRENT_LOG names (debug, info, warn, error), or nil (no logs).
+func (e *env) logger() *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(os.Getenv("AIOTORRENT_LOG"))); err != nil {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 }
 
 // usageError is a mistake in how the command was called: exit status 2.

@@ -47,7 +47,7 @@ func runSeed(ctx context.Context, e *env, args []string) error {
 	if o.every <= 0 {
 		return usagef("--status-every must be positive")
 	}
-	client, err := aiotorrent.NewClient(aiotorrent.Config{ListenAddr: o.listen, NoTrackers: o.noTrackers})
+	client, err := aiotorrent.NewClient(aiotorrent.Config{ListenAddr: o.listen, NoTrackers: o.noTrackers, Logger: e.logger()})
 	if err != nil {
 		return err
 	}

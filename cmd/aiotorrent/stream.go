@@ -80,7 +80,7 @@ func runStream(ctx context.Context, e *env, args []string) error {
 		}
 		peers = append(peers, ap)
 	}
-	client, err := aiotorrent.NewClient(aiotorrent.Config{ListenAddr: o.listen, NoTrackers: o.noTrackers})
+	client, err := aiotorrent.NewClient(aiotorrent.Config{ListenAddr: o.listen, NoTrackers: o.noTrackers, Logger: e.logger()})
 	if err != nil {
 		return err
 	}
