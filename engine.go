@@ -735,10 +735,11 @@ func (e *engine) onBlock(p *peerConn, m peer.Message, buf *block) {
 	}
 	b := picker.Block{Piece: int(m.Index), Begin: int(m.Begin), Length: n}
 	if k := slices.Index(p.cancelled, b); k >= 0 {
-		// The answer to a request we cancelled: a newer request for the
-		// block, if any, is still to be answered.
 		p.cancelled = slices.Delete(p.cancelled, k, k+1)
-	} else if k := slices.Index(p.reqs, b); k >= 0 {
+	}
+	// A newer request for a cancelled block takes this answer too: a
+	// peer that does not answer cancels (Transmission) sends no other.
+	if k := slices.Index(p.reqs, b); k >= 0 {
 		p.reqs = slices.Delete(p.reqs, k, k+1)
 	}
 	needed, complete := e.picker.Received(b)
@@ -1192,9 +1193,16 @@ func (e *engine) onMessage(p *peerConn, m *peer.Message) {
 	case peer.Reject:
 		b := picker.Block{Piece: int(m.Index), Begin: int(m.Begin), Length: int(m.Length)}
 		if k := slices.Index(p.cancelled, b); k >= 0 {
-			// It rejects a request we cancelled (BEP 6 answers every
-			// cancel): not the newer request for the same block.
+			// It answers a cancel (BEP 6 answers every request once): not
+			// a refusal of the piece. A newer request for the block is
+			// given up too, as the peer may not answer cancels; asked
+			// again, the block may come twice.
 			p.cancelled = slices.Delete(p.cancelled, k, k+1)
+			if k := slices.Index(p.reqs, b); k >= 0 {
+				p.reqs = slices.Delete(p.reqs, k, k+1)
+				e.picker.Cancelled(b)
+				e.fillRequests(p)
+			}
 		} else if k := slices.Index(p.reqs, b); k >= 0 {
 			p.reqs = slices.Delete(p.reqs, k, k+1)
 			e.picker.Cancelled(b)

@@ -97,9 +97,8 @@ const maxCancelled = 2 * maxRequests
 
 // sendCancels cancels requests for blocks, which the caller has taken out
 // of p.reqs. A peer with the Fast extension answers each cancel with the
-// block or a reject (BEP 6); until it has, an answer for one of those
-// blocks is the cancelled request's, not that of a newer request for the
-// same block, so they are remembered.
+// block or a reject (BEP 6); they are remembered so that such a reject
+// is not taken for a refusal of the piece.
 func (p *peerConn) sendCancels(blocks []picker.Block) {
 	if len(blocks) == 0 {
 		return
@@ -147,12 +146,19 @@ func (p *peerConn) queueUpload(u upload) bool {
 	return ok
 }
 
+// cancelUpload drops a queued upload the peer cancelled; under the Fast
+// extension the request is answered with a reject (BEP 6: every request
+// gets one answer). A block already sent was the answer.
 func (p *peerConn) cancelUpload(index, begin, length uint32) {
 	p.mu.Lock()
 	if k := slices.Index(p.ups, upload{index, begin, length}); k >= 0 {
 		p.ups = slices.Delete(p.ups, k, k+1)
+		if p.res.Fast() && !p.dead {
+			p.out = peer.AppendRequest(p.out, peer.Reject, index, begin, length)
+		}
 	}
 	p.mu.Unlock()
+	p.poke()
 }
 
 // clearUploads drops queued uploads (we choked the peer), rejecting each
