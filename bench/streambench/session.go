@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -92,7 +93,7 @@ func (b *bench) startStream(ctx context.Context, name, traceFile string) (*sessi
 		// strace 6.1 has no --kill-on-exit: setpriv makes the kernel kill
 		// the tracee if strace dies (strace itself has Pdeathsig).
 		argv = append([]string{b.strace, "-f", "--seccomp-bpf", "-o", traceFile,
-			"-e", "trace=open,openat,openat2,creat,truncate,mkdir,mkdirat,rename,renameat,renameat2,unlink,unlinkat,link,linkat,symlink,symlinkat",
+			"-e", "trace="+strings.Join(tracedCalls, ","),
 			"--", b.setpriv, "--pdeathsig", "KILL", "--"}, argv...)
 	}
 	serving := make(chan string, 1)
@@ -385,6 +386,10 @@ func (b *bench) traceRun(ctx context.Context, res *traceResult) error {
 	return nil
 }
 
+// tracedCalls are the system calls the strace run watches.
+var tracedCalls = []string{"open", "openat", "openat2", "creat", "truncate", "mkdir", "mkdirat",
+	"rename", "renameat", "renameat2", "unlink", "unlinkat", "link", "linkat", "symlink", "symlinkat"}
+
 // fileWrites returns the lines of strace output for calls that create,
 // write, rename or remove a file outside /dev, /proc and /sys: opens for
 // writing or creating, and every creat, truncate, mkdir, rename, unlink,
@@ -398,8 +403,10 @@ func fileWrites(trace string) []string {
 			continue
 		}
 		call, _, ok := strings.Cut(f[1], "(")
-		if !ok {
-			continue // "<... resumed>", "+++ exited", "--- SIGINT"
+		if !ok || !slices.Contains(tracedCalls, call) {
+			// "<... resumed>", "+++ exited", "--- SIGINT", and "???(" for
+			// a call strace could not name as the process exits.
+			continue
 		}
 		if strings.HasPrefix(call, "open") &&
 			!strings.Contains(line, "O_WRONLY") && !strings.Contains(line, "O_RDWR") &&
