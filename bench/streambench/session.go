@@ -13,8 +13,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -93,7 +93,7 @@ func (b *bench) startStream(ctx context.Context, name, traceFile string) (*sessi
 		// strace 6.1 has no --kill-on-exit: setpriv makes the kernel kill
 		// the tracee if strace dies (strace itself has Pdeathsig).
 		argv = append([]string{b.strace, "-f", "--seccomp-bpf", "-o", traceFile,
-			"-e", "trace="+strings.Join(tracedCalls, ","),
+			"-e", "trace=" + strings.Join(tracedCalls, ","),
 			"--", b.setpriv, "--pdeathsig", "KILL", "--"}, argv...)
 	}
 	serving := make(chan string, 1)
