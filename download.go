@@ -353,11 +353,17 @@ func (t *Torrent) Start(opts ...Option) error {
 	if err != nil {
 		return err
 	}
+	t.keep(e)
+	return nil
+}
+
+// keep marks e, which the caller started, as running until Close, and
+// ends the caller's use of it.
+func (t *Torrent) keep(e *engine) {
 	t.mu.Lock()
 	e.kept = true
 	t.mu.Unlock()
 	t.release(e, false)
-	return nil
 }
 
 // serve starts the torrent with every file selected and marks it as

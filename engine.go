@@ -1297,20 +1297,29 @@ func (e *engine) evictStalled() {
 		}
 	}
 	for i, pb := range e.bufs {
-		if pb == nil {
-			continue
+		if pb != nil {
+			e.dropBlocks(i)
+			e.picker.Failed(i)
 		}
-		size := int(e.info.PieceSize(i))
-		for k, b := range pb.blocks {
-			if b != nil {
-				putBlock(b)
-				e.held -= peer.BlockSize
-				e.wasted.Add(int64(min(peer.BlockSize, size-k*peer.BlockSize)))
-			}
-		}
-		e.bufs[i] = nil
-		e.picker.Failed(i)
 	}
 	e.log.Debug("memory budget spent on stalled pieces: dropped them")
 	e.fillAll()
+}
+
+// dropBlocks frees the blocks received of piece i, which is not being
+// verified, counting them as wasted.
+func (e *engine) dropBlocks(i int) {
+	pb := e.bufs[i]
+	if pb == nil {
+		return
+	}
+	size := int(e.info.PieceSize(i))
+	for k, b := range pb.blocks {
+		if b != nil {
+			putBlock(b)
+			e.held -= peer.BlockSize
+			e.wasted.Add(int64(min(peer.BlockSize, size-k*peer.BlockSize)))
+		}
+	}
+	e.bufs[i] = nil
 }

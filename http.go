@@ -97,10 +97,7 @@ func (t *Torrent) keepRunning(opts []Option) error {
 	if err != nil {
 		return err
 	}
-	t.mu.Lock()
-	e.kept = true
-	t.mu.Unlock()
-	t.release(e, false)
+	t.keep(e)
 	return nil
 }
 

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/aiotorrent/aiotorrent/internal/picker"
-	"github.com/aiotorrent/aiotorrent/peer"
 )
 
 // DefaultCacheSize is the memory [InMemory] keeps pieces in when given no
@@ -588,17 +587,7 @@ func (e *engine) abandon(i int) bool {
 		p.reqs = keep
 		p.sendCancels(cancel)
 	}
-	if pb := e.bufs[i]; pb != nil {
-		size := int(e.info.PieceSize(i))
-		for k, b := range pb.blocks {
-			if b != nil {
-				putBlock(b)
-				e.held -= peer.BlockSize
-				e.wasted.Add(int64(min(peer.BlockSize, size-k*peer.BlockSize)))
-			}
-		}
-		e.bufs[i] = nil
-	}
+	e.dropBlocks(i)
 	e.picker.Abandon(i)
 	return true
 }

@@ -65,13 +65,9 @@ func runDownload(ctx context.Context, e *env, args []string) error {
 	default:
 		return usagef("unknown --strategy %q (want default or sequential)", o.strategy)
 	}
-	var peers []netip.AddrPort
-	for _, p := range o.peers {
-		ap, err := netip.ParseAddrPort(p)
-		if err != nil {
-			return usagef("--peer %q: want IP:PORT", p)
-		}
-		peers = append(peers, ap)
+	peers, err := parsePeers(o.peers)
+	if err != nil {
+		return err
 	}
 	if o.every <= 0 {
 		return usagef("--progress-every must be positive")
@@ -95,6 +91,19 @@ func runDownload(ctx context.Context, e *env, args []string) error {
 	t.AddPeers(peers...)
 	return downloadWithProgress(ctx, e, t, files, o.json, o.every,
 		aiotorrent.WithDir(o.out), aiotorrent.WithStrategy(strategy))
+}
+
+// parsePeers reads --peer values.
+func parsePeers(list []string) ([]netip.AddrPort, error) {
+	var peers []netip.AddrPort
+	for _, p := range list {
+		ap, err := netip.ParseAddrPort(p)
+		if err != nil {
+			return nil, usagef("--peer %q: want IP:PORT", p)
+		}
+		peers = append(peers, ap)
+	}
+	return peers, nil
 }
 
 // pickFiles returns the files chosen by --file indexes, or all of them.

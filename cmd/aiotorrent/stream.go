@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -72,13 +71,9 @@ func runStream(ctx context.Context, e *env, args []string) error {
 	if o.every <= 0 {
 		return usagef("--status-every must be positive")
 	}
-	var peers []netip.AddrPort
-	for _, p := range o.peers {
-		ap, err := netip.ParseAddrPort(p)
-		if err != nil {
-			return usagef("--peer %q: want IP:PORT", p)
-		}
-		peers = append(peers, ap)
+	peers, err := parsePeers(o.peers)
+	if err != nil {
+		return err
 	}
 	client, err := aiotorrent.NewClient(aiotorrent.Config{ListenAddr: o.listen, NoTrackers: o.noTrackers, Logger: e.logger()})
 	if err != nil {
