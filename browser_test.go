@@ -3,7 +3,6 @@ package aiotorrent_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -18,26 +17,6 @@ import (
 	"github.com/aiotorrent/aiotorrent/internal/swarmtest"
 	"github.com/aiotorrent/aiotorrent/metainfo"
 )
-
-// playerState is what playerJS reports of the listing page's video.
-type playerState struct {
-	ReadyState  int     `json:"readyState"`
-	CurrentTime float64 `json:"currentTime"`
-	Duration    float64 `json:"duration"`
-	Paused      bool    `json:"paused"`
-	Seeking     bool    `json:"seeking"`
-	Seeked      bool    `json:"seeked"`
-	Error       string  `json:"error"`
-	Src         string  `json:"src"`
-}
-
-const playerJS = `(() => {
-	const v = document.querySelector('video');
-	if (!v) return {error: 'no video element on the page'};
-	return {readyState: v.readyState, currentTime: v.currentTime, duration: v.duration || 0,
-		paused: v.paused, seeking: v.seeking, seeked: !!window.seeked, src: v.currentSrc,
-		error: v.error ? v.error.code + ' ' + v.error.message : ''};
-})()`
 
 // TestBrowserPlaysTorrentVideo has headless Chromium open the listing
 // page of a torrent served by Handler in memory, play the video file in
@@ -106,7 +85,7 @@ func TestBrowserPlaysTorrentVideo(t *testing.T) {
 		t.Fatalf("play: %v\n%s", err, b.Logs())
 	}
 	start := time.Now()
-	ps := waitPlayer(t, ctx, b, "playing", func(s playerState) bool {
+	ps := b.WaitVideo(t, ctx, "playing", func(s swarmtest.VideoState) bool {
 		return s.ReadyState >= 3 && s.CurrentTime > 0.5 && !s.Paused
 	})
 	t.Logf("playing %s after %v: %+v", ps.Src, time.Since(start).Round(time.Millisecond), ps)
@@ -115,13 +94,11 @@ func TestBrowserPlaysTorrentVideo(t *testing.T) {
 	}
 
 	mid := ps.Duration / 2
-	if err := b.Eval(ctx, fmt.Sprintf(`window.seeked = false;
-		document.querySelector('video').addEventListener('seeked', () => { window.seeked = true }, {once: true});
-		document.querySelector('video').currentTime = %g`, mid), nil); err != nil {
+	if err := b.SeekVideo(ctx, mid); err != nil {
 		t.Fatal(err)
 	}
 	start = time.Now()
-	ps = waitPlayer(t, ctx, b, "playing after the seek", func(s playerState) bool {
+	ps = b.WaitVideo(t, ctx, "playing after the seek", func(s swarmtest.VideoState) bool {
 		return s.Seeked && !s.Seeking && s.ReadyState >= 3 && !s.Paused && s.CurrentTime > mid+1
 	})
 	mu.Lock()
@@ -152,31 +129,6 @@ func TestBrowserPlaysTorrentVideo(t *testing.T) {
 	}
 	if entries, err := os.ReadDir(leechDir); err != nil || len(entries) != 0 {
 		t.Errorf("the leecher's data folder holds %d entries (%v): nothing should be written", len(entries), err)
-	}
-}
-
-// waitPlayer polls the page's video until cond holds, and fails the test
-// if it has not within a generous 60 s.
-func waitPlayer(t *testing.T, ctx context.Context, b *swarmtest.Browser, what string, cond func(playerState) bool) playerState {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	var s playerState
-	for {
-		if err := b.Eval(ctx, playerJS, &s); err != nil {
-			t.Fatalf("waiting for the video %s: %v; last state %+v\n%s", what, err, s, b.Logs())
-		}
-		if s.Error != "" {
-			t.Fatalf("video error: %s\n%s", s.Error, b.Logs())
-		}
-		if cond(s) {
-			return s
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("waiting for the video %s: %v; last state %+v\n%s", what, ctx.Err(), s, b.Logs())
-		case <-time.After(100 * time.Millisecond):
-		}
 	}
 }
 

@@ -450,3 +450,57 @@ func (b *Browser) PID() int { return b.proc.cmd.Process.Pid }
 
 // Logs returns the end of Chromium's output, for failure messages.
 func (b *Browser) Logs() string { return b.proc.logs() }
+
+// VideoState is what VideoState reports of a page's first video element.
+type VideoState struct {
+	ReadyState  int     `json:"readyState"`
+	CurrentTime float64 `json:"currentTime"`
+	Duration    float64 `json:"duration"`
+	Paused      bool    `json:"paused"`
+	Seeking     bool    `json:"seeking"`
+	Seeked      bool    `json:"seeked"` // a 'seeked' event came since SeekVideo
+	Error       string  `json:"error"`
+	Src         string  `json:"src"`
+}
+
+const videoStateJS = `(() => {
+	const v = document.querySelector('video');
+	if (!v) return {error: 'no video element on the page'};
+	return {readyState: v.readyState, currentTime: v.currentTime, duration: v.duration || 0,
+		paused: v.paused, seeking: v.seeking, seeked: !!window.aiotorrentSeeked, src: v.currentSrc,
+		error: v.error ? v.error.code + ' ' + v.error.message : ''};
+})()`
+
+// SeekVideo sets the page's first video to position seconds; the
+// 'seeked' event that follows shows in VideoState.Seeked.
+func (b *Browser) SeekVideo(ctx context.Context, position float64) error {
+	return b.Eval(ctx, fmt.Sprintf(`window.aiotorrentSeeked = false;
+		document.querySelector('video').addEventListener('seeked', () => { window.aiotorrentSeeked = true }, {once: true});
+		document.querySelector('video').currentTime = %g`, position), nil)
+}
+
+// WaitVideo polls the page's first video until cond holds, and fails the
+// test if it has not within a generous 60 s, or if the video reports an
+// error.
+func (b *Browser) WaitVideo(t testing.TB, ctx context.Context, what string, cond func(VideoState) bool) VideoState {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	var s VideoState
+	for {
+		if err := b.Eval(ctx, videoStateJS, &s); err != nil {
+			t.Fatalf("waiting for the video %s: %v; last state %+v\n%s", what, err, s, b.Logs())
+		}
+		if s.Error != "" {
+			t.Fatalf("video error: %s\n%s", s.Error, b.Logs())
+		}
+		if cond(s) {
+			return s
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("waiting for the video %s: %v; last state %+v\n%s", what, ctx.Err(), s, b.Logs())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

@@ -24,24 +24,6 @@ const videoPage = `<!doctype html>
 <video id=v src=/video.webm muted autoplay></video>
 </body></html>`
 
-// videoState is what videoStateJS reports of the page's video element.
-type videoState struct {
-	ReadyState  int     `json:"readyState"`
-	CurrentTime float64 `json:"currentTime"`
-	Duration    float64 `json:"duration"`
-	Paused      bool    `json:"paused"`
-	Seeking     bool    `json:"seeking"`
-	Seeked      bool    `json:"seeked"` // a 'seeked' event came since the test set window.seeked = false
-	Error       string  `json:"error"`
-}
-
-const videoStateJS = `(() => {
-	const v = document.getElementById('v');
-	return {readyState: v.readyState, currentTime: v.currentTime, duration: v.duration || 0,
-		paused: v.paused, seeking: v.seeking, seeked: !!window.seeked,
-		error: v.error ? v.error.code + ' ' + v.error.message : ''};
-})()`
-
 // TestBrowserPlaysVideo has Chromium play a video served over HTTP on
 // loopback, seek to its middle and keep playing, takes a screenshot, and
 // checks that Chromium and its child processes hold loopback sockets only.
@@ -90,19 +72,17 @@ func TestBrowserPlaysVideo(t *testing.T) {
 	}
 
 	start = time.Now()
-	st := waitVideo(t, ctx, b, "playing", func(s videoState) bool {
+	st := b.WaitVideo(t, ctx, "playing", func(s VideoState) bool {
 		return s.ReadyState >= 3 && s.CurrentTime > 0.5 && !s.Paused
 	})
 	t.Logf("playing after %v: %+v", time.Since(start).Round(time.Millisecond), st)
 
 	mid := st.Duration / 2
-	if err := b.Eval(ctx, fmt.Sprintf(`window.seeked = false;
-		document.getElementById('v').addEventListener('seeked', () => { window.seeked = true }, {once: true});
-		document.getElementById('v').currentTime = %g`, mid), nil); err != nil {
+	if err := b.SeekVideo(ctx, mid); err != nil {
 		t.Fatal(err)
 	}
 	start = time.Now()
-	st = waitVideo(t, ctx, b, "playing after seeking", func(s videoState) bool {
+	st = b.WaitVideo(t, ctx, "playing after seeking", func(s VideoState) bool {
 		return s.Seeked && !s.Seeking && s.ReadyState >= 3 && !s.Paused && s.CurrentTime > mid+0.5
 	})
 	mu.Lock()
@@ -129,31 +109,6 @@ func TestBrowserPlaysVideo(t *testing.T) {
 	}
 
 	checkSockets()
-}
-
-// waitVideo polls the page's video until cond holds, and fails the test
-// if it has not within a generous 30 s.
-func waitVideo(t *testing.T, ctx context.Context, b *Browser, what string, cond func(videoState) bool) videoState {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	var s videoState
-	for {
-		if err := b.Eval(ctx, videoStateJS, &s); err != nil {
-			t.Fatalf("waiting for the video %s: %v; last state %+v\n%s", what, err, s, b.Logs())
-		}
-		if s.Error != "" {
-			t.Fatalf("video error: %s\n%s", s.Error, b.Logs())
-		}
-		if cond(s) {
-			return s
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("waiting for the video %s: %v; last state %+v\n%s", what, ctx.Err(), s, b.Logs())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }
 
 // watchLoopback samples, every 50 ms until the returned function is
