@@ -86,8 +86,10 @@ func makeStreamData(t *testing.T, files []interopFile) *interopData {
 // memory (a cache a third of its size): over HTTP, whole files, HEAD and
 // many single ranges (across pieces and the pieces files share, suffix,
 // open-ended, the last byte, If-Range, unsatisfiable), some of them at
-// once; and through Readers, Seek then Read and concurrent ReadAt. The
-// cache stays within its size throughout and nothing is written to disk.
+// once; through Readers, Seek then Read and concurrent ReadAt; and through
+// Stream. The cache stays within its size throughout and nothing is
+// written to disk. Slow requests and reads are logged, with the torrent's
+// state when one stalls, never failed on: runs vary a lot here.
 func TestInteropStreamFromRealSeeders(t *testing.T) {
 	d := makeStreamData(t, streamFiles)
 	cases := []struct {
@@ -182,7 +184,7 @@ func TestInteropStreamFromRealSeeders(t *testing.T) {
 			// Readers: Seek and Read, and ReadAt from several goroutines.
 			start = time.Now()
 			for i, f := range files {
-				checkStreamReader(t, ctx, tor, f, wants[i], 25)
+				checkStreamReader(t, ctx, h, f, wants[i], 25)
 			}
 			t.Logf("Readers: checked in %v", time.Since(start).Round(time.Millisecond))
 			if t.Failed() {
@@ -207,7 +209,7 @@ func TestInteropStreamFromRealSeeders(t *testing.T) {
 			cw := <-cacheDone
 			most := <-peersDone
 			st := tor.Stats()
-			t.Logf("total %v; %d requests, %d slower than %v: %v", time.Since(begin).Round(time.Millisecond), h.count, len(h.slow), slowRequest, h.slow)
+			t.Logf("total %v; %d requests and reads, %d slower than %v: %v", time.Since(begin).Round(time.Millisecond), h.count, len(h.slow), slowRequest, h.slow)
 			t.Logf("stats: %d peers at most (%d now, %d seeds), downloaded %d bytes for %d of content (wasted %d), cache %d of %d bytes (at most %d in %d samples)",
 				most, st.Peers, st.Seeds, st.Downloaded, tor.Length(), st.Wasted, st.Cached, st.CacheSize, cw.most, cw.samples)
 			for _, s := range seeders {
@@ -293,19 +295,19 @@ func checkCacheNow(t *testing.T, tor *aiotorrent.Torrent) {
 	}
 }
 
-// streamHTTP makes requests to the handler and times them. It may be used
-// from several goroutines.
+// streamHTTP makes requests to the handler and times them, and the
+// Readers' calls. It may be used from several goroutines.
 type streamHTTP struct {
 	t      *testing.T
 	ctx    context.Context
 	client *http.Client
-	tor    *aiotorrent.Torrent // its state is logged when a request is slow
+	tor    *aiotorrent.Torrent // its state is logged when a request stalls
 
 	mu        sync.Mutex
-	count     int           // guarded by mu
+	count     int           // guarded by mu: requests and reads timed
 	worst     time.Duration // guarded by mu
 	worstWhat string        // guarded by mu
-	slow      []string      // guarded by mu: requests slower than slowRequest
+	slow      []string      // guarded by mu: those slower than slowRequest
 }
 
 // do makes a request with the given header fields (name, value, ...) and
@@ -322,14 +324,7 @@ func (h *streamHTTP) do(method, url string, header ...string) (int, http.Header,
 	}
 	what := fmt.Sprintf("%s %s %v", method, url, header)
 	start := time.Now()
-	// A request still going after stallReport is logged with the
-	// torrent's state, once.
-	stalled := time.AfterFunc(stallReport, func() {
-		st := h.tor.Stats()
-		h.t.Logf("%s still going after %v: %d peers (%d seeds), readers %+v, downloaded %d, cache %d of %d",
-			what, stallReport, st.Peers, st.Seeds, st.Readers, st.Downloaded, st.Cached, st.CacheSize)
-	})
-	defer stalled.Stop()
+	defer watchStall(h.t, h.tor, what).Stop()
 	resp, err := h.client.Do(req)
 	if err != nil {
 		h.t.Errorf("%s: %v", what, err)
@@ -342,7 +337,14 @@ func (h *streamHTTP) do(method, url string, header ...string) (int, http.Header,
 		h.t.Errorf("%s: reading the body after %v: %v", what, took, err)
 		return 0, nil, nil
 	}
+	h.timed(what, took)
+	return resp.StatusCode, resp.Header, body
+}
+
+// timed records how long an operation took.
+func (h *streamHTTP) timed(what string, took time.Duration) {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	h.count++
 	if took > h.worst {
 		h.worst, h.worstWhat = took, what
@@ -350,8 +352,16 @@ func (h *streamHTTP) do(method, url string, header ...string) (int, http.Header,
 	if took > slowRequest {
 		h.slow = append(h.slow, fmt.Sprintf("%s took %v", what, took.Round(time.Millisecond)))
 	}
-	h.mu.Unlock()
-	return resp.StatusCode, resp.Header, body
+}
+
+// watchStall logs the torrent's state, once, if what still goes on after
+// stallReport; the caller stops the returned timer when it is done.
+func watchStall(t *testing.T, tor *aiotorrent.Torrent, what string) *time.Timer {
+	return time.AfterFunc(stallReport, func() {
+		st := tor.Stats()
+		t.Logf("%s still going after %v: %d peers (%d seeds), readers %+v, downloaded %d, cache %d of %d",
+			what, stallReport, st.Peers, st.Seeds, st.Readers, st.Downloaded, st.Cached, st.CacheSize)
+	})
 }
 
 // rangeCase is a Range request and what it must return: bytes [start,
@@ -544,9 +554,9 @@ func checkStream(t *testing.T, h *streamHTTP, tor *aiotorrent.Torrent, f aiotorr
 // checkStreamReader opens a Reader on file f, whose bytes are want, and
 // checks n reads after a Seek to a random place (and the last byte, and
 // past the end), then n ReadAt calls from 3 goroutines at once.
-func checkStreamReader(t *testing.T, ctx context.Context, tor *aiotorrent.Torrent, f aiotorrent.File, want []byte, n int) {
+func checkStreamReader(t *testing.T, ctx context.Context, h *streamHTTP, f aiotorrent.File, want []byte, n int) {
 	t.Helper()
-	r, err := tor.NewReader(ctx, f, aiotorrent.InMemory(streamCache))
+	r, err := h.tor.NewReader(ctx, f, aiotorrent.InMemory(streamCache))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -577,11 +587,16 @@ func checkStreamReader(t *testing.T, ctx context.Context, tor *aiotorrent.Torren
 		if k%3 == 2 {
 			whence, arg = io.SeekEnd, off-size
 		}
+		what := fmt.Sprintf("%s: Seek(%d, %d) and read %d bytes", f.Path, arg, whence, length)
+		start := time.Now()
+		stall := watchStall(t, h.tor, what)
 		if pos, err := r.Seek(arg, whence); err != nil || pos != off {
 			t.Fatalf("%s: Seek(%d, %d) = %d, %v; want %d", f.Path, arg, whence, pos, err, off)
 		}
 		buf := make([]byte, length)
 		got, err := io.ReadFull(r, buf)
+		stall.Stop()
+		h.timed(what, time.Since(start))
 		if off >= size {
 			if err != io.EOF {
 				t.Errorf("%s: read at the end (%d): %d bytes, %v; want io.EOF", f.Path, off, got, err)
@@ -609,7 +624,12 @@ func checkStreamReader(t *testing.T, ctx context.Context, tor *aiotorrent.Torren
 		wg.Go(func() {
 			for s := range ch {
 				buf := make([]byte, s.length)
+				what := fmt.Sprintf("%s: ReadAt [%d, %d)", f.Path, s.off, s.off+s.length)
+				start := time.Now()
+				stall := watchStall(t, h.tor, what)
 				k, err := r.ReadAt(buf, s.off)
+				stall.Stop()
+				h.timed(what, time.Since(start))
 				if k != len(buf) || (err != nil && err != io.EOF) {
 					t.Errorf("%s: ReadAt [%d, %d): %d bytes, %v", f.Path, s.off, s.off+s.length, k, err)
 					continue
