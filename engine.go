@@ -1194,15 +1194,12 @@ func (e *engine) onMessage(p *peerConn, m *peer.Message) {
 		b := picker.Block{Piece: int(m.Index), Begin: int(m.Begin), Length: int(m.Length)}
 		if k := slices.Index(p.cancelled, b); k >= 0 {
 			// It answers a cancel (BEP 6 answers every request once): not
-			// a refusal of the piece. A newer request for the block is
-			// given up too, as the peer may not answer cancels; asked
-			// again, the block may come twice.
+			// a refusal of the piece, nor the answer to a newer request
+			// for the block, which the peer answers in its turn. (Asking
+			// again here would leave the peer two requests for the block,
+			// and a later cancel two rejects, the second taken for a
+			// refusal.)
 			p.cancelled = slices.Delete(p.cancelled, k, k+1)
-			if k := slices.Index(p.reqs, b); k >= 0 {
-				p.reqs = slices.Delete(p.reqs, k, k+1)
-				e.picker.Cancelled(b)
-				e.fillRequests(p)
-			}
 		} else if k := slices.Index(p.reqs, b); k >= 0 {
 			p.reqs = slices.Delete(p.reqs, k, k+1)
 			e.picker.Cancelled(b)

@@ -20,6 +20,9 @@ import (
 // size.
 const DefaultCacheSize = 64 << 20
 
+// errNoWindow is ReadAt's cue to register a window and read again.
+var errNoWindow = errors.New("reader: no window to wait with")
+
 // ErrInMemory is returned when a download or seeding asks for files of a
 // torrent that runs in memory ([InMemory]).
 var ErrInMemory = errors.New("the torrent is running in memory, without files")
@@ -76,6 +79,7 @@ type Reader struct {
 
 	mu        sync.Mutex // guards what follows: Read and Seek
 	pos       int64      // in the file
+	limit     int64      // SetLimit's end, in the file, or 0
 	told      int        // the piece last told to the loop (-1: none, -2: past the end)
 	rate      float64    // bytes per second read, averaged
 	rateStart time.Time
@@ -169,23 +173,36 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 		}
 	}()
 	n := 0
+	register := func(at int64) error {
+		st := &readerState{file: r.f.Index, begin: r.f.Offset, end: r.f.Offset + r.f.Length,
+			pos: at, ahead: r.f.Offset + off + int64(want) - at, wait: -1, wake: make(chan error, 1)}
+		var addErr error
+		if !r.e.callWait(func() { addErr = r.e.addReader(st) }) {
+			return fmt.Errorf("torrent %s: %w", r.t.Name(), ErrClosed)
+		}
+		if addErr != nil {
+			return addErr
+		}
+		rs = st
+		return nil
+	}
 	for n < want {
 		at := r.f.Offset + off + int64(n)
 		if rs == nil && !r.e.haveBits.Has(r.e.pieceAt(at)) {
-			rs = &readerState{file: r.f.Index, begin: r.f.Offset, end: r.f.Offset + r.f.Length,
-				pos: at, ahead: int64(want - n), wait: -1, wake: make(chan error, 1)}
-			var addErr error
-			if !r.e.callWait(func() { addErr = r.e.addReader(rs) }) {
-				rs = nil
-				return n, fmt.Errorf("torrent %s: %w", r.t.Name(), ErrClosed)
-			}
-			if addErr != nil {
-				rs = nil
-				return n, addErr
+			if err := register(at); err != nil {
+				return n, err
 			}
 		}
 		k, err := r.read(rs, p[n:want], at, false)
 		n += k
+		if errors.Is(err, errNoWindow) && rs == nil {
+			// The piece was there at the check but evicted before the
+			// read: wait for it like any other.
+			if err := register(at); err != nil {
+				return n, err
+			}
+			continue
+		}
 		if err != nil {
 			return n, err
 		}
@@ -233,6 +250,22 @@ func (r *Reader) Seek(offset int64, whence int) (int64, error) {
 	return abs, nil
 }
 
+// SetLimit says the reader will not be read past end (an offset in the
+// file, exclusive; 0 for no limit): its window stops there, so nothing
+// past it is fetched ahead. Reads past it still work. An HTTP response
+// for a range sets it to the range's end.
+func (r *Reader) SetLimit(end int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if end < 0 {
+		end = 0
+	}
+	r.limit = end
+	if r.told != -2 && r.pos < r.f.Length {
+		r.tell(r.f.Offset + r.pos)
+	}
+}
+
 // Close releases the reader: its window is dropped and blocked reads
 // return. The torrent stops if nothing else uses it (no download, no
 // other reader, no Start).
@@ -259,13 +292,17 @@ func (r *Reader) usable() error {
 // without waiting.
 func (r *Reader) tell(at int64) {
 	rs, ahead := r.rs, r.readahead()
+	var limit int64
+	if r.limit > 0 {
+		limit = r.f.Offset + r.limit
+	}
 	if at >= rs.end {
 		r.told = -2
 	} else {
 		r.told = r.e.pieceAt(at)
 	}
 	r.e.call(func() {
-		rs.pos, rs.ahead = at, ahead
+		rs.pos, rs.ahead, rs.limit = at, ahead, limit
 		r.e.updateReaders()
 	})
 }
@@ -323,7 +360,7 @@ func (r *Reader) read(rs *readerState, p []byte, off int64, move bool) (int, err
 		if k > 0 || err == nil {
 			return k, nil
 		}
-		if !errors.Is(err, fs.ErrNotExist) || tries >= 3 {
+		if !errors.Is(err, fs.ErrNotExist) || tries >= 10 {
 			return 0, fmt.Errorf("read %s: %w", r.f.Path, err)
 		}
 		// Evicted from the cache between the check and the read: it is
@@ -339,7 +376,7 @@ func (r *Reader) read(rs *readerState, p []byte, off int64, move bool) (int, err
 func (r *Reader) wait(rs *readerState, i int, off int64) error {
 	e := r.e
 	if rs == nil {
-		return errors.New("reader: wait without a window") // cannot happen: ReadAt registers one
+		return errNoWindow // ReadAt registers one and reads again
 	}
 	if !e.call(func() {
 		rs.pos = off
@@ -373,6 +410,7 @@ type readerState struct {
 	begin, end int64 // the file, in content offsets
 	pos        int64 // content offset being read
 	ahead      int64 // readahead asked for
+	limit      int64 // SetLimit's end, in content offsets, or 0
 	wait       int   // piece a read waits for, or -1
 	waitSince  time.Time
 	wake       chan error
@@ -393,8 +431,17 @@ func (e *engine) window(rs *readerState, maxAhead int64) (first, last int) {
 		return 0, -1
 	}
 	ahead := max(min(rs.ahead, maxAhead), 1)
-	end := min(rs.pos+ahead, rs.end)
+	end := min(rs.pos+ahead, rs.windowEnd())
 	return e.pieceAt(rs.pos), e.pieceAt(end - 1)
+}
+
+// windowEnd is where rs's window must end: the file's end, or its limit
+// (past which only the piece being read is fetched).
+func (rs *readerState) windowEnd() int64 {
+	if rs.limit > 0 {
+		return min(max(rs.limit, rs.pos+1), rs.end)
+	}
+	return rs.end
 }
 
 func (e *engine) pieceAt(off int64) int { return int(off / e.info.PieceLength) }
@@ -496,7 +543,7 @@ func (e *engine) updateReaders() {
 		// fetched to ask for them again a moment later wastes more than
 		// it saves.
 		ahead := max(min(rs.ahead, maxAhead), 1)
-		end := min(rs.pos+min(2*ahead, maxAhead), rs.end)
+		end := min(rs.pos+min(2*ahead, maxAhead), rs.windowEnd())
 		for i := last + 1; i <= e.pieceAt(end-1) && e.readerWant.Has(i); i++ {
 			cands = append(cands, prioCand{int64(i)*e.info.PieceLength - rs.pos, i})
 		}

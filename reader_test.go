@@ -390,3 +390,36 @@ func TestReadersWithDownload(t *testing.T) {
 		})
 	}
 }
+
+// TestReaderLimit: a reader told where it stops fetches nothing past it
+// (an HTTP range), however large its readahead.
+func TestReaderLimit(t *testing.T) {
+	const pieceLen = 64 << 10
+	mi, src := makeTorrent(t, "big.bin", pieceLen, testFile{"", 16 << 20})
+	seed := startSeeder(t, mi, src)
+	tor := leechFrom(t, mi, seed)
+	want, err := os.ReadFile(filepath.Join(src, "big.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r, err := tor.NewReader(ctx, tor.Files()[0], InMemory(8<<20), WithReadahead(4<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	const off, n = 5<<20 + 1000, 100 << 10
+	r.SetLimit(off + n)
+	if _, err := r.Seek(off, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(r, buf); err != nil || !bytes.Equal(buf, want[off:off+n]) {
+		t.Fatalf("read: %v", err)
+	}
+	time.Sleep(300 * time.Millisecond) // anything more asked for would come now
+	if s := tor.Stats(); s.Downloaded > 3*pieceLen {
+		t.Fatalf("downloaded %d bytes for a read of %d limited to it", s.Downloaded, n)
+	}
+}

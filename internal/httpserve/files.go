@@ -47,6 +47,14 @@ func (h *handler) serveFile(w http.ResponseWriter, r *http.Request) {
 	}
 	content := &lazySeeker{r: rd, size: f.Length}
 	defer rd.Close()
+	if lim, ok := rd.(limiter); ok {
+		// A range's end is known: nothing past it need be fetched ahead.
+		if v := r.Header["Range"]; len(v) == 1 {
+			if _, last, found, valid := parseRange(v[0], f.Length); valid && found {
+				lim.SetLimit(last + 1)
+			}
+		}
+	}
 
 	r = singleRange(r, f.Length)
 	http.ServeContent(w, r, "", time.Time{}, content)
@@ -61,6 +69,10 @@ func (h *handler) serveFile(w http.ResponseWriter, r *http.Request) {
 		h.log.Debug("httpserve: write to client", "index", f.Index, "remote", r.RemoteAddr, "err", dw.err)
 	}
 }
+
+// limiter is implemented by readers that can be told where reading will
+// stop, to fetch nothing past it (aiotorrent's Reader).
+type limiter interface{ SetLimit(end int64) }
 
 // lookup returns the file whose index is s, a decimal number.
 func (h *handler) lookup(s string) (File, bool) {
