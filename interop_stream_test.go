@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/aiotorrent/aiotorrent"
-	"github.com/aiotorrent/aiotorrent/metainfo"
 )
 
 // Streaming from real, independent seeders: the torrent runs in memory
@@ -59,26 +58,7 @@ var streamFiles = []interopFile{
 
 // makeStreamData is makeInteropData with streamPieceLength pieces.
 func makeStreamData(t *testing.T, files []interopFile) *interopData {
-	t.Helper()
-	src := t.TempDir()
-	root := filepath.Join(src, "stream")
-	rng := rand.NewChaCha8([32]byte{'s', 't', 'r', 'e', 'a', 'm'})
-	for _, f := range files {
-		p := filepath.Join(root, filepath.FromSlash(f.path))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		b := make([]byte, f.size)
-		rng.Read(b)
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	mi, err := metainfo.Create(t.Context(), root, metainfo.CreateOptions{PieceLength: streamPieceLength})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &interopData{mi: mi, src: src}
+	return makeData(t, "stream", streamPieceLength, files)
 }
 
 // TestInteropStreamFromRealSeeders streams every file of a multi-file

@@ -75,10 +75,18 @@ type interopData struct {
 // makeInteropData writes files with random content under a new folder and
 // makes their torrent, with no tracker.
 func makeInteropData(t *testing.T, files []interopFile) *interopData {
+	return makeData(t, "interop", interopPieceLength, files)
+}
+
+// makeData writes files of pseudo-random bytes (the same for a given
+// name) under a folder called name, and makes their torrent.
+func makeData(t *testing.T, name string, pieceLen int64, files []interopFile) *interopData {
 	t.Helper()
 	src := t.TempDir()
-	root := filepath.Join(src, "interop")
-	rng := rand.NewChaCha8([32]byte{'a', 'i', 'o'})
+	root := filepath.Join(src, name)
+	var seed [32]byte
+	copy(seed[:], name)
+	rng := rand.NewChaCha8(seed)
 	for _, f := range files {
 		p := filepath.Join(root, filepath.FromSlash(f.path))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -90,7 +98,7 @@ func makeInteropData(t *testing.T, files []interopFile) *interopData {
 			t.Fatal(err)
 		}
 	}
-	mi, err := metainfo.Create(t.Context(), root, metainfo.CreateOptions{PieceLength: interopPieceLength})
+	mi, err := metainfo.Create(t.Context(), root, metainfo.CreateOptions{PieceLength: pieceLen})
 	if err != nil {
 		t.Fatal(err)
 	}
