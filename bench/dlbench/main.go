@@ -36,7 +36,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -184,48 +183,20 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	sw := b.swarm
-	goCmd, err := harness.FindGo()
+	w, err := harness.Workspace(ctx, cfg.dir, "dlbench", 2*cfg.size+256<<20, "the content and one download", cfg.keep)
 	if err != nil {
 		return err
 	}
-	root, err := harness.ModuleRoot()
-	if err != nil {
-		return err
-	}
-	if sw.Work, err = os.MkdirTemp(cfg.dir, "dlbench-"); err != nil {
-		return err
-	}
-	// Stop every program before removing their folders: a running
-	// qbittorrent-nox writes into its profile.
-	defer func() {
-		harness.StopAll()
-		if cfg.keep {
-			harness.Progress("kept %s", sw.Work)
-		} else {
-			os.RemoveAll(sw.Work)
-		}
-	}()
-	if err := harness.CheckFree(sw.Work, 2*cfg.size+256<<20, 0, "the content and one download"); err != nil {
-		return err
-	}
+	defer w.Cleanup()
+	sw.Work, sw.Bin = w.Dir, w.Bin
 
-	sw.Bin = filepath.Join(sw.Work, "aiotorrent")
-	if err := harness.BuildAiotorrent(ctx, goCmd, root, sw.Bin); err != nil {
-		return err
-	}
-
-	// The tracker, in this process: HTTP only, as aria2c announces only
-	// over HTTP when its DHT is off.
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	// The tracker, in this process.
+	var stopTracker func()
+	b.announce, b.srv, stopTracker, err = harness.StartTracker(server.Config{Interval: trackerInterval, MinInterval: time.Second, PeerTTL: trackerPeerTTL})
 	if err != nil {
 		return err
 	}
-	b.srv = server.New(server.Config{Interval: trackerInterval, MinInterval: time.Second, PeerTTL: trackerPeerTTL})
-	tctx, stopTracker := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- b.srv.Serve(tctx, ln, nil) }()
-	defer func() { stopTracker(); <-served }()
-	b.announce = "http://" + ln.Addr().String() + "/announce"
+	defer stopTracker()
 	harness.Progress("tracker on %s", b.announce)
 
 	// The content and its torrent.
@@ -309,7 +280,7 @@ func run(ctx context.Context, args []string) error {
 			gone = append(gone, fmt.Sprintf("%v\n%s", s.Proc.ExitError(), s.Proc.Tail()))
 		}
 	}
-	b.report(os.Stdout, root, goCmd, &cond, rows, gone)
+	b.report(os.Stdout, w.Root, w.GoCmd, &cond, rows, gone)
 
 	failed := len(gone)
 	for _, rw := range rows {

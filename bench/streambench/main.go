@@ -73,7 +73,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -182,49 +181,22 @@ func run(ctx context.Context, args []string) error {
 			b.strace = "" // util-linux's setpriv stops the tracee if strace dies
 		}
 	}
-	goCmd, err := harness.FindGo()
-	if err != nil {
-		return err
-	}
-	root, err := harness.ModuleRoot()
-	if err != nil {
-		return err
-	}
-	if b.work, err = os.MkdirTemp(cfg.dir, "streambench-"); err != nil {
-		return err
-	}
-	// Stop every program before removing their folders.
-	defer func() {
-		harness.StopAll()
-		if cfg.keep {
-			harness.Progress("kept %s", b.work)
-		} else {
-			os.RemoveAll(b.work)
-		}
-	}()
-	if err := harness.CheckFree(b.work, 2*cfg.size+256<<20, 0, "the content and one download"); err != nil {
-		return err
-	}
 	sw := b.swarm
-	sw.Work = b.work
-	sw.Bin = filepath.Join(b.work, "aiotorrent")
-	if err := harness.BuildAiotorrent(ctx, goCmd, root, sw.Bin); err != nil {
+	w, err := harness.Workspace(ctx, cfg.dir, "streambench", 2*cfg.size+256<<20, "the content and one download", cfg.keep)
+	if err != nil {
 		return err
 	}
+	defer w.Cleanup()
+	b.work, sw.Work, sw.Bin = w.Dir, w.Dir, w.Bin
 
 	// The seeders announce to a tracker in this process; the stream and
 	// download processes are given them with --peer instead, so that no
 	// announce is timed.
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	announce, _, stopTracker, err := harness.StartTracker(server.Config{Interval: 5 * time.Second, MinInterval: time.Second, PeerTTL: time.Hour})
 	if err != nil {
 		return err
 	}
-	srv := server.New(server.Config{Interval: 5 * time.Second, MinInterval: time.Second, PeerTTL: time.Hour})
-	tctx, stopTracker := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(tctx, ln, nil) }()
-	defer func() { stopTracker(); <-served }()
-	announce := "http://" + ln.Addr().String() + "/announce"
+	defer stopTracker()
 
 	sw.SeedDir = filepath.Join(b.work, "seed")
 	if err := os.MkdirAll(sw.SeedDir, 0o755); err != nil {
@@ -308,7 +280,7 @@ func run(ctx context.Context, args []string) error {
 			gone = append(gone, fmt.Sprintf("%v\n%s", s.Proc.ExitError(), s.Proc.Tail()))
 		}
 	}
-	failures := b.report(os.Stdout, root, goCmd, cond, rewarms, gone)
+	failures := b.report(os.Stdout, w.Root, w.GoCmd, cond, rewarms, gone)
 	if failures > 0 {
 		return fmt.Errorf("%d failures (see the report)", failures)
 	}
