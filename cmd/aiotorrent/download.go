@@ -23,14 +23,36 @@ var downloadCmd = &command{
 }
 
 type downloadOpts struct {
-	out        string
-	files      listFlag
-	strategy   string
-	json       bool
+	out      string
+	files    listFlag
+	strategy string
+	json     bool
+	every    time.Duration
+	netOpts
+}
+
+// netOpts are the flags saying how a command meets peers.
+type netOpts struct {
 	peers      listFlag
 	listen     string
 	noTrackers bool
-	every      time.Duration
+}
+
+// register adds --listen and --no-trackers to fs, and --peer with
+// withPeers.
+func (n *netOpts) register(fs *flag.FlagSet, withPeers bool) {
+	noTrackers := "do not announce to the torrent's trackers"
+	if withPeers {
+		fs.Var(&n.peers, "peer", "also connect to the peer at `HOST:PORT`; may be repeated")
+		noTrackers += " (use with --peer)"
+	}
+	fs.StringVar(&n.listen, "listen", "", "accept peers on `ADDR` (default :6881, or any free port)")
+	fs.BoolVar(&n.noTrackers, "no-trackers", false, noTrackers)
+}
+
+// client starts the command's Client.
+func (n *netOpts) client(e *env) (*aiotorrent.Client, error) {
+	return aiotorrent.NewClient(aiotorrent.Config{ListenAddr: n.listen, NoTrackers: n.noTrackers, Logger: e.logger()})
 }
 
 func downloadFlags() (*flag.FlagSet, *downloadOpts) {
@@ -40,9 +62,7 @@ func downloadFlags() (*flag.FlagSet, *downloadOpts) {
 	fs.Var(&o.files, "file", "download only the file with index `N` (see \"aiotorrent info\"); may be repeated")
 	fs.StringVar(&o.strategy, "strategy", "default", "piece order: `default` (rarest first) or sequential (in file order)")
 	fs.BoolVar(&o.json, "json", false, "print progress and the result as JSON lines on stdout")
-	fs.Var(&o.peers, "peer", "also connect to the peer at `HOST:PORT`; may be repeated")
-	fs.StringVar(&o.listen, "listen", "", "accept peers on `ADDR` (default :6881, or any free port)")
-	fs.BoolVar(&o.noTrackers, "no-trackers", false, "do not announce to the torrent's trackers (use with --peer)")
+	o.register(fs, true)
 	fs.DurationVar(&o.every, "progress-every", 5*time.Second, "when stderr is not a terminal, print a progress line every `D`")
 	return fs, o
 }
@@ -72,7 +92,7 @@ func runDownload(ctx context.Context, e *env, args []string) error {
 	if o.every <= 0 {
 		return usagef("--progress-every must be positive")
 	}
-	client, err := aiotorrent.NewClient(aiotorrent.Config{ListenAddr: o.listen, NoTrackers: o.noTrackers, Logger: e.logger()})
+	client, err := o.client(e)
 	if err != nil {
 		return err
 	}

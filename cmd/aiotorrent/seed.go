@@ -17,19 +17,17 @@ var seedCmd = &command{
 }
 
 type seedOpts struct {
-	dir        string
-	listen     string
-	noTrackers bool
-	json       bool
-	every      time.Duration
+	dir   string
+	json  bool
+	every time.Duration
+	netOpts
 }
 
 func seedFlags() (*flag.FlagSet, *seedOpts) {
 	o := &seedOpts{}
 	fs := flag.NewFlagSet("seed", flag.ContinueOnError)
 	fs.StringVar(&o.dir, "d", ".", "the folder holding the torrent's content (`DIR`, as given to download -o)")
-	fs.StringVar(&o.listen, "listen", "", "accept peers on `ADDR` (default :6881, or any free port)")
-	fs.BoolVar(&o.noTrackers, "no-trackers", false, "do not announce to the torrent's trackers")
+	o.register(fs, false)
 	fs.BoolVar(&o.json, "json", false, "print the state as JSON lines on stdout")
 	fs.DurationVar(&o.every, "status-every", 10*time.Second, "print a status line every `D`")
 	return fs, o
@@ -47,7 +45,7 @@ func runSeed(ctx context.Context, e *env, args []string) error {
 	if o.every <= 0 {
 		return usagef("--status-every must be positive")
 	}
-	client, err := aiotorrent.NewClient(aiotorrent.Config{ListenAddr: o.listen, NoTrackers: o.noTrackers, Logger: e.logger()})
+	client, err := o.client(e)
 	if err != nil {
 		return err
 	}

@@ -29,15 +29,13 @@ var streamCmd = &command{
 const streamOverhead = 48 << 20
 
 type streamOpts struct {
-	addr       string
-	files      listFlag
-	cache      string
-	out        string
-	json       bool
-	peers      listFlag
-	listen     string
-	noTrackers bool
-	every      time.Duration
+	addr  string
+	files listFlag
+	cache string
+	out   string
+	json  bool
+	every time.Duration
+	netOpts
 }
 
 func streamFlags() (*flag.FlagSet, *streamOpts) {
@@ -48,9 +46,7 @@ func streamFlags() (*flag.FlagSet, *streamOpts) {
 	fs.StringVar(&o.cache, "cache", "64M", "keep at most `SIZE` of pieces in memory")
 	fs.StringVar(&o.out, "o", "", "write the pieces fetched into folder `DIR` instead of keeping them in memory only")
 	fs.BoolVar(&o.json, "json", false, "print the URLs and the state as JSON lines on stdout")
-	fs.Var(&o.peers, "peer", "also connect to the peer at `HOST:PORT`; may be repeated")
-	fs.StringVar(&o.listen, "listen", "", "accept peers on `ADDR` (default :6881, or any free port)")
-	fs.BoolVar(&o.noTrackers, "no-trackers", false, "do not announce to the torrent's trackers (use with --peer)")
+	o.register(fs, true)
 	fs.DurationVar(&o.every, "status-every", 5*time.Second, "when stderr is not a terminal, print a status line every `D`")
 	return fs, o
 }
@@ -75,7 +71,7 @@ func runStream(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	client, err := aiotorrent.NewClient(aiotorrent.Config{ListenAddr: o.listen, NoTrackers: o.noTrackers, Logger: e.logger()})
+	client, err := o.client(e)
 	if err != nil {
 		return err
 	}
