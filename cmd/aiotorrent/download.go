@@ -55,6 +55,37 @@ func (n *netOpts) client(e *env) (*aiotorrent.Client, error) {
 	return aiotorrent.NewClient(aiotorrent.Config{ListenAddr: n.listen, NoTrackers: n.noTrackers, Logger: e.logger()})
 }
 
+// open starts the command's Client and opens the torrent at path, told
+// of the --peer addresses, with the files the --file indexes in idx
+// choose (all without). When err is nil the caller closes the Client.
+func (n *netOpts) open(ctx context.Context, e *env, path string, idx []string) (*aiotorrent.Client, *aiotorrent.Torrent, []aiotorrent.File, error) {
+	peers, err := parsePeers(n.peers)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	client, err := n.client(e)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	t, files, err := func() (*aiotorrent.Torrent, []aiotorrent.File, error) {
+		t, err := client.Open(ctx, path)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !t.HasMetadata() {
+			return nil, nil, errors.New("magnet links need metadata from peers, which this version cannot fetch yet; use the .torrent file")
+		}
+		files, err := pickFiles(t, idx)
+		return t, files, err
+	}()
+	if err != nil {
+		client.Close()
+		return nil, nil, nil, err
+	}
+	t.AddPeers(peers...)
+	return client, t, files, nil
+}
+
 func downloadFlags() (*flag.FlagSet, *downloadOpts) {
 	o := &downloadOpts{}
 	fs := flag.NewFlagSet("download", flag.ContinueOnError)
@@ -85,30 +116,14 @@ func runDownload(ctx context.Context, e *env, args []string) error {
 	default:
 		return usagef("unknown --strategy %q (want default or sequential)", o.strategy)
 	}
-	peers, err := parsePeers(o.peers)
-	if err != nil {
-		return err
-	}
 	if o.every <= 0 {
 		return usagef("--progress-every must be positive")
 	}
-	client, err := o.client(e)
+	client, t, files, err := o.open(ctx, e, pos[0], o.files)
 	if err != nil {
 		return err
 	}
 	defer client.Close()
-	t, err := client.Open(ctx, pos[0])
-	if err != nil {
-		return err
-	}
-	if !t.HasMetadata() {
-		return errors.New("magnet links need metadata from peers, which this version cannot fetch yet; use the .torrent file")
-	}
-	files, err := pickFiles(t, o.files)
-	if err != nil {
-		return err
-	}
-	t.AddPeers(peers...)
 	return downloadWithProgress(ctx, e, t, files, o.json, o.every,
 		aiotorrent.WithDir(o.out), aiotorrent.WithStrategy(strategy))
 }

@@ -67,27 +67,11 @@ func runStream(ctx context.Context, e *env, args []string) error {
 	if o.every <= 0 {
 		return usagef("--status-every must be positive")
 	}
-	peers, err := parsePeers(o.peers)
-	if err != nil {
-		return err
-	}
-	client, err := o.client(e)
+	client, t, files, err := o.open(ctx, e, pos[0], o.files)
 	if err != nil {
 		return err
 	}
 	defer client.Close()
-	t, err := client.Open(ctx, pos[0])
-	if err != nil {
-		return err
-	}
-	if !t.HasMetadata() {
-		return errors.New("magnet links need metadata from peers, which this version cannot fetch yet; use the .torrent file")
-	}
-	files, err := pickFiles(t, o.files)
-	if err != nil {
-		return err
-	}
-	t.AddPeers(peers...)
 	opts := []aiotorrent.Option{aiotorrent.InMemory(cache)}
 	if o.out != "" {
 		opts = []aiotorrent.Option{aiotorrent.WithDir(o.out)}
