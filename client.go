@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aiotorrent/aiotorrent/metainfo"
@@ -34,9 +35,19 @@ type Config struct {
 	// 200); MaxConnsPerTorrent those of each torrent (default 50).
 	MaxConns           int
 	MaxConnsPerTorrent int
-	// UploadSlots is how many interested peers each torrent unchokes at
-	// once (default 8).
+	// UploadSlots is how many interested peers each torrent uploads to at
+	// once, chosen every 10 s as those that send us data fastest (while
+	// downloading) or take our data fastest (while seeding); one more
+	// peer, drawn at random every 30 s, is unchoked on top (default 4).
 	UploadSlots int
+	// UploadLimit and DownloadLimit bound the client's payload rates, in
+	// bytes per second (default 0: unlimited). Torrent.SetUploadLimit and
+	// Torrent.SetDownloadLimit bound one torrent's.
+	UploadLimit, DownloadLimit int64
+	// ReadCacheBytes bounds each torrent's cache of data read from disk
+	// for uploading, so that peers fetching the same piece cost one read
+	// (default 16 MiB).
+	ReadCacheBytes int64
 	// BufferBytes bounds the memory of each torrent's download: blocks
 	// asked for plus blocks held in pieces being fetched or verified
 	// (default 16 MiB, and never less than 4 pieces).
@@ -68,8 +79,11 @@ func (c *Config) setDefaults() {
 	if c.BufferBytes <= 0 {
 		c.BufferBytes = 16 << 20
 	}
+	if c.ReadCacheBytes <= 0 {
+		c.ReadCacheBytes = 16 << 20
+	}
 	if c.UploadSlots <= 0 {
-		c.UploadSlots = 8
+		c.UploadSlots = 4
 	}
 	if c.DialTimeout <= 0 {
 		c.DialTimeout = 10 * time.Second
@@ -109,7 +123,12 @@ type Client struct {
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	conns  chan struct{} // a token per open peer connection: the global limit
+	conns  connSlots // open peer connections: the global limit
+
+	// Changeable at run time.
+	perTorrent atomic.Int64 // connections per torrent
+	slots      atomic.Int64 // upload slots per torrent
+	up, down   *limiter
 
 	mu       sync.Mutex
 	torrents map[metainfo.Hash]*Torrent // guarded by mu
@@ -122,10 +141,14 @@ func NewClient(cfg Config) (*Client, error) {
 	cfg.setDefaults()
 	c := &Client{
 		cfg:      cfg,
-		conns:    make(chan struct{}, cfg.MaxConns),
 		torrents: make(map[metainfo.Hash]*Torrent),
 		banned:   make(map[banKey]bool),
+		up:       newLimiter(cfg.UploadLimit),
+		down:     newLimiter(cfg.DownloadLimit),
 	}
+	c.conns.max.Store(int64(cfg.MaxConns))
+	c.perTorrent.Store(int64(cfg.MaxConnsPerTorrent))
+	c.slots.Store(int64(cfg.UploadSlots))
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if cfg.ListenAddr != "-" {
 		addr := cfg.ListenAddr
@@ -305,16 +328,9 @@ func (c *Client) isBannedPeer(addr netip.AddrPort, id [20]byte) bool {
 }
 
 // acquireConn takes a global connection slot, or reports none free.
-func (c *Client) acquireConn() bool {
-	select {
-	case c.conns <- struct{}{}:
-		return true
-	default:
-		return false
-	}
-}
+func (c *Client) acquireConn() bool { return c.conns.acquire() }
 
-func (c *Client) releaseConn() { <-c.conns }
+func (c *Client) releaseConn() { c.conns.release() }
 
 // accept takes incoming connections until the listener closes.
 func (c *Client) accept() {

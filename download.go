@@ -54,6 +54,10 @@ type options struct {
 	readahead int64
 	addr      string
 	onServe   func(url string)
+	onCheck   func(CheckProgress)
+	ratio     float64
+	seedTime  time.Duration
+	partial   bool
 }
 
 func buildOptions(opts []Option) options {
@@ -110,7 +114,8 @@ func (t *Torrent) running() *engine {
 // start starts the engine if it is not running: on files in dir, or in
 // memory when memory > 0. A caller that needs files (a download) says so
 // with needDisk, and is refused a torrent running in memory.
-func (t *Torrent) start(dir string, memory int64, needDisk bool, selected []bool) (*engine, error) {
+func (t *Torrent) start(o options, needDisk bool, selected []bool) (*engine, error) {
+	dir, memory := o.dir, o.memory
 	if t.mi == nil {
 		return nil, ErrNoMetadata
 	}
@@ -157,7 +162,7 @@ func (t *Torrent) start(dir string, memory int64, needDisk bool, selected []bool
 	if needDisk {
 		memory = 0
 	}
-	e, err := startEngine(checkCtx, c, t, dir, memory, selected, peers)
+	e, err := startEngine(checkCtx, c, t, dir, memory, selected, peers, o.onCheck)
 	cancel()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -213,7 +218,7 @@ func (t *Torrent) DownloadFiles(ctx context.Context, files []File, opts ...Optio
 		}
 		sel[f.Index] = true
 	}
-	e, err := t.start(o.dir, 0, true, sel)
+	e, err := t.start(o, true, sel)
 	if err != nil {
 		return err
 	}
@@ -329,22 +334,6 @@ func (t *Torrent) stopEngine() error {
 	return errors.Join(errs...)
 }
 
-// Seed serves the torrent from the download folder (checking the data
-// there first) until ctx is cancelled; pieces that are missing are
-// downloaded when peers have them.
-func (t *Torrent) Seed(ctx context.Context, opts ...Option) error {
-	if buildOptions(opts).memory > 0 {
-		return fmt.Errorf("torrent %s: seeding needs files: %w", t.Name(), ErrInMemory)
-	}
-	e, err := t.serve(opts)
-	if err != nil {
-		return err
-	}
-	<-ctx.Done()
-	t.release(e, true)
-	return nil
-}
-
 // Start starts the torrent without waiting for anything: it checks the
 // data in the folder and serves peers (downloading what is missing) until
 // Close, for callers that wait on their own (Stats, a Reader).
@@ -379,7 +368,7 @@ func (t *Torrent) serve(opts []Option) (*engine, error) {
 			sel[i] = !t.mi.Info.Files[i].Padding
 		}
 	}
-	e, err := t.start(o.dir, o.memory, false, sel)
+	e, err := t.start(o, false, sel)
 	if err != nil {
 		return nil, err
 	}

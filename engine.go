@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"io/fs"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"runtime"
@@ -18,7 +19,9 @@ import (
 
 	"github.com/aiotorrent/aiotorrent/internal/announcer"
 	"github.com/aiotorrent/aiotorrent/internal/bitfield"
+	"github.com/aiotorrent/aiotorrent/internal/choker"
 	"github.com/aiotorrent/aiotorrent/internal/picker"
+	"github.com/aiotorrent/aiotorrent/internal/readcache"
 	"github.com/aiotorrent/aiotorrent/metainfo"
 	"github.com/aiotorrent/aiotorrent/peer"
 	"github.com/aiotorrent/aiotorrent/storage"
@@ -91,8 +94,8 @@ type engine struct {
 	held       int64 // bytes of block buffers in pieces being fetched or verified
 	budget     int64 // the most held plus requested bytes
 	err        error // fatal storage error
-	downRate   rate
-	upRate     rate
+	downRate   byteRate
+	upRate     byteRate
 	lastDown   int64
 	lastUp     int64
 	closed     bool
@@ -113,6 +116,17 @@ type engine struct {
 	prioCands  []prioCand
 	spare      *bitfield.Bitfield
 	evictBuf   []int
+
+	// Choking (choke.go).
+	rnd        *rand.Rand
+	chokeAt    time.Time // the next choking round
+	optAt      time.Time // the next move of the optimistic unchoke
+	chokePeers []choker.Peer
+	chokeConns []*peerConn
+	decisions  []choker.Decision
+	chokeOrder []int
+
+	rcache *readcache.Cache // blocks read for upload; nil in memory
 }
 
 // pieceBuf holds the blocks of a piece being fetched.
@@ -159,6 +173,7 @@ type candidate struct {
 	state   candState
 	fails   int
 	retryAt time.Time
+	seed    bool // it has every piece: not dialled once we do too
 }
 
 type candState uint8
@@ -169,10 +184,10 @@ const (
 	candConnected
 )
 
-// rate is an exponentially weighted bytes-per-second average.
-type rate struct{ v float64 }
+// byteRate is an exponentially weighted bytes-per-second average.
+type byteRate struct{ v float64 }
 
-func (r *rate) add(bytes int64, dt float64) {
+func (r *byteRate) add(bytes int64, dt float64) {
 	if dt <= 0 {
 		return
 	}
@@ -182,7 +197,7 @@ func (r *rate) add(bytes int64, dt float64) {
 
 // startEngine opens the storage, checks what is already there and starts
 // the torrent's goroutines.
-func startEngine(checkCtx context.Context, c *Client, t *Torrent, dir string, memory int64, selected []bool, peers []netip.AddrPort) (*engine, error) {
+func startEngine(checkCtx context.Context, c *Client, t *Torrent, dir string, memory int64, selected []bool, peers []netip.AddrPort, onCheck func(CheckProgress)) (*engine, error) {
 	info := &t.mi.Info
 	var store storage.Storage
 	var cache *storage.Cache
@@ -216,12 +231,16 @@ func startEngine(checkCtx context.Context, c *Client, t *Torrent, dir string, me
 		readerWant: bitfield.New(info.NumPieces()),
 		spare:      bitfield.New(info.NumPieces()),
 	}
+	e.rnd = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	if cache == nil {
+		e.rcache = readcache.New(store, info.Length, int(min(info.PieceLength, readUnit)), max(c.cfg.ReadCacheBytes, 2*readUnit))
+	}
 	e.budget = max(c.cfg.BufferBytes, 4*info.PieceLength)
 	e.ctx, e.cancel = context.WithCancel(c.ctx)
 	e.work.cond.L = &e.work.mu
 	if cache != nil {
 		// Nothing to check: the cache starts empty.
-	} else if err := e.check(checkCtx); err != nil {
+	} else if err := e.check(checkCtx, onCheck); err != nil {
 		store.Close()
 		e.cancel()
 		return nil, err
@@ -273,13 +292,40 @@ func startEngine(checkCtx context.Context, c *Client, t *Torrent, dir string, me
 }
 
 // check verifies the pieces already in storage, in parallel; pieces of
-// files that do not exist are skipped without reading.
-func (e *engine) check(ctx context.Context) error {
+// files that do not exist are skipped without reading. onCheck, if set,
+// hears of the progress every checkReportEvery and at the end.
+func (e *engine) check(ctx context.Context, onCheck func(CheckProgress)) error {
 	n := e.info.NumPieces()
-	var next atomic.Int64
+	var next, checked atomic.Int64
 	var mu sync.Mutex
 	var good []int
 	var wg sync.WaitGroup
+	progress := func() CheckProgress {
+		mu.Lock()
+		defer mu.Unlock()
+		return CheckProgress{Pieces: n, Checked: int(min(checked.Load(), int64(n))), Verified: len(good)}
+	}
+	if onCheck != nil {
+		done, stopped := make(chan struct{}), make(chan struct{})
+		defer func() {
+			close(done)
+			<-stopped // one call at a time
+			onCheck(progress())
+		}()
+		go func() {
+			defer close(stopped)
+			tick := time.NewTicker(checkReportEvery)
+			defer tick.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-tick.C:
+					onCheck(progress())
+				}
+			}
+		}()
+	}
 	for range runtime.GOMAXPROCS(0) {
 		wg.Add(1)
 		go func() {
@@ -292,6 +338,7 @@ func (e *engine) check(ctx context.Context) error {
 				}
 				size := e.info.PieceSize(i)
 				_, err := e.store.ReadAt(buf[:size], int64(i)*e.info.PieceLength)
+				checked.Add(1)
 				if err != nil {
 					// Missing or short files: the piece is not there yet.
 					if !errors.Is(err, fs.ErrNotExist) {
@@ -526,11 +573,15 @@ func (e *engine) addPeers(addrs []netip.AddrPort) {
 // connectMore dials known peers while the torrent needs pieces and has
 // connection slots.
 func (e *engine) connectMore(now time.Time) {
-	if e.closed || e.err != nil || e.picker.Missing() == 0 {
+	if e.closed || e.err != nil {
 		return
 	}
+	complete := e.picker.HaveBitfield().Full()
 	for a, cand := range e.known {
-		if len(e.peers)+e.dialing >= e.c.cfg.MaxConnsPerTorrent {
+		if complete && cand.seed {
+			continue
+		}
+		if int64(len(e.peers)+e.dialing) >= e.c.perTorrent.Load() {
 			return
 		}
 		if cand.state != candIdle || now.Before(cand.retryAt) {
@@ -636,7 +687,7 @@ func (e *engine) onConn(conn net.Conn, a netip.AddrPort, id [20]byte, res peer.R
 		reject("torrent stopped")
 		return
 	}
-	if len(e.peers) >= e.c.cfg.MaxConnsPerTorrent {
+	if int64(len(e.peers)) >= e.c.perTorrent.Load() {
 		reject("too many connections")
 		return
 	}
@@ -659,6 +710,7 @@ func (e *engine) onConn(conn net.Conn, a netip.AddrPort, id [20]byte, res peer.R
 	p := newPeerConn(e, conn, a, id, res, outgoing)
 	e.peers[p] = struct{}{}
 	p.sendInitial()
+	e.sendAllowedFast(p)
 	e.wg.Add(2)
 	go p.readLoop()
 	go p.writeLoop()
@@ -684,6 +736,7 @@ func (e *engine) dropPeer(p *peerConn, err error) {
 	if !p.amChoking {
 		e.unchoked--
 	}
+	p.amChoking = true
 	p.close()
 	e.c.releaseConn()
 	if cand := e.known[p.addr]; cand != nil && p.outgoing {
@@ -974,8 +1027,15 @@ func (e *engine) onHashed(r hashResult) {
 		w.pieceDone(r.index, e)
 	}
 	e.checkWaiters()
-	if e.picker.HaveBitfield().Full() && e.announcer != nil {
-		e.announcer.Completed()
+	if e.picker.HaveBitfield().Full() {
+		if e.announcer != nil {
+			e.announcer.Completed()
+		}
+		for p := range e.peers {
+			if p.has.Full() {
+				e.dropSeed(p)
+			}
+		}
 	}
 	if e.picker.Missing() == 0 && !e.streaming {
 		for p := range e.peers {
@@ -1016,8 +1076,12 @@ func (e *engine) fillAll() {
 
 // fillRequests asks a peer for more blocks when its pipeline has room.
 func (e *engine) fillRequests(p *peerConn) {
-	if p.closed || p.peerChoking || !p.amInterested || e.err != nil {
+	if p.closed || !p.amInterested || e.err != nil || (p.peerChoking && len(p.allowedIn) == 0) {
 		return
+	}
+	var pp picker.Peer = p
+	if p.peerChoking {
+		pp = allowedView{p} // BEP 6: only its allowed fast pieces
 	}
 	room := p.maxReqs - len(p.reqs)
 	if room <= 0 || (room < p.maxReqs/8 && len(p.reqs) > 0) {
@@ -1040,16 +1104,16 @@ func (e *engine) fillRequests(p *peerConn) {
 	}
 	free := (e.budget-e.held)/peer.BlockSize - int64(outstanding)
 	if free > 0 && e.hashing < maxHashQueue {
-		e.scratch = e.picker.Pick(p, int(min(int64(room), free)), e.scratch[:0])
+		e.scratch = e.picker.Pick(pp, int(min(int64(room), free)), e.scratch[:0])
 	} else {
-		e.scratch = e.picker.PickStarted(p, room, e.scratch[:0])
+		e.scratch = e.picker.PickStarted(pp, room, e.scratch[:0])
 	}
 	had := len(p.reqs)
 	p.reqs = append(p.reqs, e.scratch...)
 	if left := room - len(e.scratch); left > 0 && len(e.readers) > 0 && e.readerLate() {
 		// A reader waits, past the piece's deadline: blocks of its piece
 		// asked of another peer are asked of this one too, if it has room.
-		p.reqs = e.picker.PickUrgent(p, left, p.reqs)
+		p.reqs = e.picker.PickUrgent(pp, left, p.reqs)
 	}
 	blocks := p.reqs[had:]
 	if len(blocks) == 0 {
@@ -1106,20 +1170,6 @@ func (e *engine) setInterested(p *peerConn, on bool) {
 	}
 }
 
-// unchokeMore unchokes interested peers while upload slots are free.
-func (e *engine) unchokeMore() {
-	for p := range e.peers {
-		if e.unchoked >= e.c.cfg.UploadSlots {
-			return
-		}
-		if p.amChoking && p.peerInterested {
-			p.amChoking = false
-			e.unchoked++
-			p.send(func(out []byte) []byte { return peer.AppendMessage(out, &peer.Message{Type: peer.Unchoke}) })
-		}
-	}
-}
-
 func (e *engine) onMessage(p *peerConn, m *peer.Message) {
 	switch m.Type {
 	case peer.HaveAll, peer.HaveNone, peer.Reject, peer.Suggest, peer.AllowedFast:
@@ -1150,10 +1200,7 @@ func (e *engine) onMessage(p *peerConn, m *peer.Message) {
 	case peer.NotInterested:
 		p.peerInterested = false
 		if !p.amChoking {
-			p.amChoking = true
-			e.unchoked--
-			p.clearUploads()
-			p.send(func(out []byte) []byte { return peer.AppendMessage(out, &peer.Message{Type: peer.Choke}) })
+			e.choke(p)
 			e.unchokeMore()
 		}
 	case peer.Have:
@@ -1163,6 +1210,9 @@ func (e *engine) onMessage(p *peerConn, m *peer.Message) {
 			if e.picker.Needs(i) || (e.streaming && !e.picker.Have(i)) {
 				e.setInterested(p, true)
 				e.fillRequests(p)
+			}
+			if e.bothSeeds(p) {
+				e.dropSeed(p)
 			}
 		}
 	case peer.Bitfield, peer.HaveAll, peer.HaveNone:
@@ -1184,8 +1234,14 @@ func (e *engine) onMessage(p *peerConn, m *peer.Message) {
 				e.picker.PeerHas(i)
 			}
 		}
+		if e.bothSeeds(p) {
+			e.dropSeed(p)
+			return
+		}
 		e.setInterested(p, e.interesting(p))
 		e.fillRequests(p)
+	case peer.AllowedFast:
+		e.onAllowedFast(p, int(m.Index))
 	case peer.Request:
 		e.onRequest(p, m)
 	case peer.Cancel:
@@ -1232,7 +1288,14 @@ func (e *engine) onRequest(p *peerConn, m *peer.Message) {
 		e.dropPeer(p, errors.New("requests faster than it reads our answers"))
 		return
 	}
-	if p.amChoking || !e.picker.Have(int(m.Index)) {
+	if p.amChoking && !slices.Contains(p.allowedOut, m.Index) {
+		reject()
+		if p.chokedReqs++; p.chokedReqs > maxChokedRequests {
+			e.dropPeer(p, errors.New("keeps requesting while choked"))
+		}
+		return
+	}
+	if !e.picker.Have(int(m.Index)) {
 		reject()
 		return
 	}
@@ -1251,6 +1314,9 @@ func (e *engine) tick(now time.Time, dt float64) {
 	for p := range e.peers {
 		p.down.add(p.received-p.lastReceived, dt)
 		p.lastReceived = p.received
+		sent := p.sent.Load()
+		p.up.add(sent-p.lastSent, dt)
+		p.lastSent = sent
 		if !p.snubbed && p.received > 0 {
 			depth := int(p.down.v * queueTime / peer.BlockSize)
 			p.maxReqs = max(minRequests, min(depth, p.reqq))
@@ -1275,6 +1341,9 @@ func (e *engine) tick(now time.Time, dt float64) {
 			e.setInterested(p, false)
 		}
 		e.fillRequests(p)
+	}
+	if !now.Before(e.chokeAt) {
+		e.rechoke(now)
 	}
 	e.evictStalled()
 	e.connectMore(now)

@@ -2,11 +2,13 @@ package aiotorrent
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"net"
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aiotorrent/aiotorrent/bencode"
@@ -32,6 +34,10 @@ type peerConn struct {
 	res      peer.Reserved
 	outgoing bool
 
+	ctx    context.Context // ends with the connection: rate limit waits
+	cancel context.CancelFunc
+	sent   atomic.Int64 // payload bytes written, by the writer
+
 	mu      sync.Mutex    // guards out, ups and dead
 	out     []byte        // messages to write
 	ups     []upload      // blocks to send
@@ -51,7 +57,7 @@ type peerConn struct {
 	lastBlock      time.Time
 	received       int64
 	lastReceived   int64
-	down           rate
+	down           byteRate
 	snubbed        bool
 	strikes        int
 	closed         bool
@@ -59,11 +65,20 @@ type peerConn struct {
 	client         string             // from the extension handshake
 	rejected       *bitfield.Bitfield // pieces it rejected since it last unchoked us
 	cancelled      []picker.Block     // Fast: cancelled requests it has not answered yet
+	connectedAt    time.Time
+	lastSent       int64
+	up             byteRate // how fast we send it data
+	optimistic     bool     // it has the optimistic unchoke
+	allowedOut     []uint32 // BEP 6: pieces it may fetch while we choke it
+	allowedIn      []int    // BEP 6: pieces we may fetch while it chokes us
+	chokedReqs     int      // requests refused while choked, since the choke
 }
 
 func newPeerConn(e *engine, conn net.Conn, a netip.AddrPort, id [20]byte, res peer.Reserved, outgoing bool) *peerConn {
+	ctx, cancel := context.WithCancel(e.ctx)
 	return &peerConn{
 		e: e, conn: conn, addr: a, id: id, res: res, outgoing: outgoing,
+		ctx: ctx, cancel: cancel, connectedAt: time.Now(),
 		wake:        make(chan struct{}, 1),
 		stopped:     make(chan struct{}),
 		has:         bitfield.New(e.info.NumPieces()),
@@ -180,6 +195,7 @@ func (p *peerConn) close() {
 	p.mu.Lock()
 	p.dead = true
 	p.mu.Unlock()
+	p.cancel()
 	close(p.stopped)
 	p.conn.Close()
 }
@@ -284,8 +300,13 @@ func (p *peerConn) readLoop() {
 		case peer.KeepAlive:
 			continue
 		case peer.Piece:
+			n := len(m.Payload)
 			ev.kind, ev.block, ev.msg.Payload = evBlock, cur, nil
 			cur = nil
+			if err := waitAll(p.ctx, n, e.t.down, e.c.down); err != nil {
+				putBlock(ev.block)
+				return
+			}
 		default:
 			if m.Payload != nil {
 				ev.msg.Payload = slices.Clone(m.Payload)
@@ -365,8 +386,11 @@ func (p *peerConn) writeLoop() {
 			spare = out
 			if have {
 				n := int(u.length)
+				if err := waitAll(p.ctx, n, e.t.up, e.c.up); err != nil {
+					return
+				}
 				off := int64(u.index)*e.info.PieceLength + int64(u.begin)
-				if _, err := e.store.ReadAt(buf[:n], off); err != nil {
+				if _, err := e.readForUpload(buf[:n], off); err != nil {
 					e.log.Warn("read block to upload", "piece", u.index, "err", err)
 					if p.res.Fast() {
 						p.send(func(out []byte) []byte {
@@ -384,6 +408,7 @@ func (p *peerConn) writeLoop() {
 					return
 				}
 				e.uploaded.Add(int64(n))
+				p.sent.Add(int64(n))
 			}
 		}
 		if err := bw.Flush(); err != nil {
@@ -394,3 +419,12 @@ func (p *peerConn) writeLoop() {
 }
 
 var errBanned = errors.New("banned")
+
+// readForUpload reads a block we send, through the read cache so that
+// peers fetching the same piece cost one disk read.
+func (e *engine) readForUpload(b []byte, off int64) (int, error) {
+	if e.rcache != nil {
+		return e.rcache.ReadAt(b, off)
+	}
+	return e.store.ReadAt(b, off)
+}

@@ -38,7 +38,7 @@ func TestCallAfterStopLosesConn(t *testing.T) {
 		a, b := net.Pipe()
 		defer b.Close()
 		if !c.acquireConn() { // as accept does
-			t.Fatalf("no free connection slot: %d of %d in use", len(c.conns), cap(c.conns))
+			t.Fatalf("no free connection slot: %d of %d in use", c.conns.used.Load(), c.conns.max.Load())
 		}
 		if e.addConn(a, netip.MustParseAddrPort("127.0.0.1:1"), [20]byte{1}, peer.Reserved{}, false) {
 			lost++ // handleIncoming now believes the torrent owns conn and the slot
@@ -49,7 +49,7 @@ func TestCallAfterStopLosesConn(t *testing.T) {
 	}
 	if lost > 0 {
 		t.Fatalf("%d of 100 connections handed to a stopped torrent were accepted and never closed; %d of %d global slots leaked",
-			lost, len(c.conns), cap(c.conns))
+			lost, c.conns.used.Load(), c.conns.max.Load())
 	}
 }
 

@@ -1,6 +1,8 @@
 package aiotorrent
 
 import (
+	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -33,6 +35,12 @@ type Stats struct {
 	// Readers are the open readers (NewReader, HTTP streams), by file
 	// and position.
 	Readers []ReaderStats
+	// PeerList describes each connected peer.
+	PeerList []PeerStats
+	// Unchoked is how many peers we upload to now.
+	Unchoked int
+	// ReadCache is the cache of data read from disk for uploading.
+	ReadCache ReadCacheStats
 	// Cached and CacheSize are the bytes of pieces held in memory and
 	// the most it holds, for a torrent running in memory.
 	Cached, CacheSize int64
@@ -42,6 +50,30 @@ type Stats struct {
 
 // Done reports whether every selected piece is verified.
 func (s *Stats) Done() bool { return s.Running && s.WantedVerified == s.Wanted }
+
+// PeerStats is one connected peer.
+type PeerStats struct {
+	Addr     netip.AddrPort
+	Client   string // its name from the extension handshake, if it said
+	Outgoing bool   // we dialled it
+	Pieces   int    // it has
+	Seed     bool   // it has every piece
+	// Downloaded and Uploaded are payload bytes from and to it;
+	// DownloadRate and UploadRate their rates in bytes per second.
+	Downloaded, Uploaded     int64
+	DownloadRate, UploadRate float64
+	// Interested: it wants data from us. Unchoked: we let it have some
+	// (Optimistic: as the optimistic unchoke). Choking: it refuses us
+	// data. Snubbed: it stopped sending what we asked for.
+	Interested, Unchoked, Optimistic, Choking, Snubbed bool
+}
+
+// ReadCacheStats describes the read cache for uploads.
+type ReadCacheStats struct {
+	Hits, Misses int64 // lookups
+	Reads        int64 // reads of the disk
+	Used, Size   int64 // bytes
+}
 
 // TrackerStats is how one tracker answered.
 type TrackerStats struct {
@@ -109,6 +141,20 @@ func (e *engine) stats() Stats {
 		if p.has.Full() {
 			s.Seeds++
 		}
+		if !p.amChoking {
+			s.Unchoked++
+		}
+		s.PeerList = append(s.PeerList, PeerStats{
+			Addr: p.addr, Client: p.client, Outgoing: p.outgoing, Pieces: p.has.Count(), Seed: p.has.Full(),
+			Downloaded: p.received, Uploaded: p.sent.Load(), DownloadRate: p.down.v, UploadRate: p.up.v,
+			Interested: p.peerInterested, Unchoked: !p.amChoking, Optimistic: p.optimistic,
+			Choking: p.peerChoking, Snubbed: p.snubbed,
+		})
+	}
+	slices.SortFunc(s.PeerList, func(a, b PeerStats) int { return a.Addr.Compare(b.Addr) })
+	if e.rcache != nil {
+		rs := e.rcache.Stats()
+		s.ReadCache = ReadCacheStats{Hits: rs.Hits, Misses: rs.Misses, Reads: rs.Loads, Used: rs.Used, Size: rs.Capacity}
 	}
 	if e.announcer != nil {
 		for _, ts := range e.announcer.Stats() {

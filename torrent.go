@@ -32,6 +32,7 @@ type Torrent struct {
 	infoHash metainfo.Hash
 	mi       *metainfo.MetaInfo // nil until the metadata is known
 	magnet   *metainfo.Magnet   // set when opened from a magnet link
+	up, down *limiter           // the torrent's rate limits
 
 	mu          sync.Mutex
 	client      *Client          // guarded by mu; nil until added to a client
@@ -76,7 +77,7 @@ func Open(ctx context.Context, pathOrMagnet string) (*Torrent, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &Torrent{infoHash: m.InfoHash, magnet: m}, nil
+		return newTorrent(m.InfoHash, nil, m), nil
 	}
 	mi, err := metainfo.LoadFile(pathOrMagnet)
 	if err != nil {
@@ -87,7 +88,11 @@ func Open(ctx context.Context, pathOrMagnet string) (*Torrent, error) {
 
 // FromMetaInfo returns a Torrent for metadata already parsed or created.
 func FromMetaInfo(mi *metainfo.MetaInfo) *Torrent {
-	return &Torrent{infoHash: mi.InfoHash, mi: mi}
+	return newTorrent(mi.InfoHash, mi, nil)
+}
+
+func newTorrent(h metainfo.Hash, mi *metainfo.MetaInfo, m *metainfo.Magnet) *Torrent {
+	return &Torrent{infoHash: h, mi: mi, magnet: m, up: newLimiter(0), down: newLimiter(0)}
 }
 
 func isMagnet(s string) bool {
