@@ -58,6 +58,7 @@ type options struct {
 	ratio     float64
 	seedTime  time.Duration
 	partial   bool
+	seedOnly  bool // Seed: the files are read, none is downloaded
 }
 
 func buildOptions(opts []Option) options {
@@ -162,7 +163,7 @@ func (t *Torrent) start(o options, needDisk bool, selected []bool) (*engine, err
 	if needDisk {
 		memory = 0
 	}
-	e, err := startEngine(checkCtx, c, t, dir, memory, selected, peers, o.onCheck)
+	e, err := startEngine(checkCtx, c, t, dir, memory, selected, peers, o.onCheck, o.seedOnly)
 	cancel()
 	t.mu.Lock()
 	defer t.mu.Unlock()

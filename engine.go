@@ -197,7 +197,7 @@ func (r *byteRate) add(bytes int64, dt float64) {
 
 // startEngine opens the storage, checks what is already there and starts
 // the torrent's goroutines.
-func startEngine(checkCtx context.Context, c *Client, t *Torrent, dir string, memory int64, selected []bool, peers []netip.AddrPort, onCheck func(CheckProgress)) (*engine, error) {
+func startEngine(checkCtx context.Context, c *Client, t *Torrent, dir string, memory int64, selected []bool, peers []netip.AddrPort, onCheck func(CheckProgress), seedOnly bool) (*engine, error) {
 	info := &t.mi.Info
 	var store storage.Storage
 	var cache *storage.Cache
@@ -206,7 +206,11 @@ func startEngine(checkCtx context.Context, c *Client, t *Torrent, dir string, me
 		cache, err = storage.NewCache(info, max(memory, 4*info.PieceLength))
 		store = cache
 	} else {
-		store, err = storage.NewFile(dir, info, t.infoHash, storage.FileOptions{Selected: selected})
+		fo := storage.FileOptions{Selected: selected}
+		if seedOnly {
+			fo.Selected = nil // every file is read; none is downloaded
+		}
+		store, err = storage.NewFile(dir, info, t.infoHash, fo)
 	}
 	if err != nil {
 		return nil, err

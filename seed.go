@@ -76,6 +76,7 @@ func byteCount(n int64) string {
 // The torrent then stops, unless Start or a download keeps it running.
 func (t *Torrent) Seed(ctx context.Context, opts ...Option) error {
 	o := buildOptions(opts)
+	o.seedOnly = true
 	if o.memory > 0 {
 		return fmt.Errorf("torrent %s: seeding needs files: %w", t.Name(), ErrInMemory)
 	}

@@ -17,8 +17,8 @@ import (
 
 var downloadCmd = &command{
 	name:    "download",
-	summary: "download a torrent's files, verified, into a folder",
-	usage:   "[-o DIR] [--file N]... [--strategy default|sequential] [--json] [--peer HOST:PORT]... TORRENT|MAGNET",
+	summary: "download a torrent's files, verified, into a folder; with --seed, serve them afterwards",
+	usage:   "[-o DIR] [--file N]... [--strategy default|sequential] [--json] [--peer HOST:PORT]... [--seed [--ratio R] [--seed-time D]] [--upload-limit RATE] [--download-limit RATE] [--slots N] [--max-conns N] TORRENT|MAGNET",
 	run:     runDownload,
 }
 
@@ -28,14 +28,18 @@ type downloadOpts struct {
 	strategy string
 	json     bool
 	every    time.Duration
+	seed     bool
+	stop     seedStop
 	netOpts
 }
 
-// netOpts are the flags saying how a command meets peers.
+// netOpts are the flags saying how a command meets peers, and with
+// registerLimits how fast and with how many.
 type netOpts struct {
 	peers      listFlag
 	listen     string
 	noTrackers bool
+	limits     limitOpts
 }
 
 // register adds --listen and --no-trackers to fs, and --peer with
@@ -50,9 +54,19 @@ func (n *netOpts) register(fs *flag.FlagSet, withPeers bool) {
 	fs.BoolVar(&n.noTrackers, "no-trackers", false, noTrackers)
 }
 
+// config is the command's Client configuration.
+func (n *netOpts) config(e *env) aiotorrent.Config {
+	l := &n.limits
+	return aiotorrent.Config{
+		ListenAddr: n.listen, NoTrackers: n.noTrackers, Logger: e.logger(),
+		UploadLimit: int64(l.upload), DownloadLimit: int64(l.download), UploadSlots: l.slots,
+		MaxConns: l.maxConns, MaxConnsPerTorrent: l.maxConnsPerTorrent,
+	}
+}
+
 // client starts the command's Client.
 func (n *netOpts) client(e *env) (*aiotorrent.Client, error) {
-	return aiotorrent.NewClient(aiotorrent.Config{ListenAddr: n.listen, NoTrackers: n.noTrackers, Logger: e.logger()})
+	return aiotorrent.NewClient(n.config(e))
 }
 
 // open starts the command's Client and opens the torrent at path, told
@@ -95,6 +109,9 @@ func downloadFlags() (*flag.FlagSet, *downloadOpts) {
 	fs.BoolVar(&o.json, "json", false, "print progress and the result as JSON lines on stdout")
 	o.register(fs, true)
 	fs.DurationVar(&o.every, "progress-every", 5*time.Second, "when stderr is not a terminal, print a progress line every `D`")
+	fs.BoolVar(&o.seed, "seed", false, "once the download is complete, keep serving it to peers until Ctrl-C or a --ratio or --seed-time limit")
+	o.stop.register(fs, "with --seed, ")
+	o.limits.register(fs)
 	return fs, o
 }
 
@@ -119,13 +136,29 @@ func runDownload(ctx context.Context, e *env, args []string) error {
 	if o.every <= 0 {
 		return usagef("--progress-every must be positive")
 	}
+	if err := o.limits.check(); err != nil {
+		return err
+	}
+	if err := o.stop.check(); err != nil {
+		return err
+	}
+	if !o.seed && o.stop.set() {
+		return usagef("--ratio and --seed-time need --seed")
+	}
 	client, t, files, err := o.open(ctx, e, pos[0], o.files)
 	if err != nil {
 		return err
 	}
 	defer client.Close()
-	return downloadWithProgress(ctx, e, t, files, o.json, o.every,
+	err = downloadWithProgress(ctx, e, t, files, o.json, o.every,
 		aiotorrent.WithDir(o.out), aiotorrent.WithStrategy(strategy))
+	if err != nil || !o.seed {
+		return err
+	}
+	// The torrent is running and its data checked: seed what was
+	// downloaded (only the chosen files' pieces with --file).
+	v := &seedView{e: e, json: o.json, every: o.every, client: client, stop: o.stop, partial: true}
+	return v.seed(ctx, []*aiotorrent.Torrent{t})
 }
 
 // parsePeers reads --peer values.
