@@ -115,7 +115,7 @@ func (t *Torrent) running() *engine {
 // start starts the engine if it is not running: on files in dir, or in
 // memory when memory > 0. A caller that needs files (a download) says so
 // with needDisk, and is refused a torrent running in memory.
-func (t *Torrent) start(o options, needDisk bool, selected []bool) (*engine, error) {
+func (t *Torrent) start(ctx context.Context, o options, needDisk bool, selected []bool) (*engine, error) {
 	dir, memory := o.dir, o.memory
 	if t.mi == nil {
 		return nil, ErrNoMetadata
@@ -128,7 +128,11 @@ func (t *Torrent) start(o options, needDisk bool, selected []bool) (*engine, err
 	for t.starting != nil { // another call is checking the data: wait for it
 		ch := t.starting
 		t.mu.Unlock()
-		<-ch
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 		t.mu.Lock()
 	}
 	if t.closed {
@@ -156,6 +160,7 @@ func (t *Torrent) start(o options, needDisk bool, selected []bool) (*engine, err
 	// cancels it.
 	starting := make(chan struct{})
 	checkCtx, cancel := context.WithCancel(c.ctx)
+	defer context.AfterFunc(ctx, cancel)() // the caller's ctx ends the check too
 	t.starting, t.cancelStart = starting, cancel
 	peers := slices.Clone(t.extraPeers)
 	t.mu.Unlock()
@@ -219,7 +224,7 @@ func (t *Torrent) DownloadFiles(ctx context.Context, files []File, opts ...Optio
 		}
 		sel[f.Index] = true
 	}
-	e, err := t.start(o, true, sel)
+	e, err := t.start(ctx, o, true, sel)
 	if err != nil {
 		return err
 	}
@@ -369,7 +374,7 @@ func (t *Torrent) serve(opts []Option) (*engine, error) {
 			sel[i] = !t.mi.Info.Files[i].Padding
 		}
 	}
-	e, err := t.start(o, false, sel)
+	e, err := t.start(context.Background(), o, false, sel)
 	if err != nil {
 		return nil, err
 	}

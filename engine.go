@@ -314,7 +314,9 @@ func (e *engine) check(ctx context.Context, onCheck func(CheckProgress)) error {
 		defer func() {
 			close(done)
 			<-stopped // one call at a time
-			onCheck(progress())
+			p := progress()
+			p.Done = true
+			onCheck(p)
 		}()
 		go func() {
 			defer close(stopped)

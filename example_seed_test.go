@@ -46,7 +46,7 @@ func ExampleTorrent_Seed() {
 	go func() {
 		seeded <- st.Seed(ctx, aiotorrent.WithDir(src), aiotorrent.SeedRatio(1),
 			aiotorrent.OnCheck(func(p aiotorrent.CheckProgress) {
-				if p.Checked == p.Pieces {
+				if p.Done {
 					fmt.Printf("checked: %d of %d pieces present\n", p.Verified, p.Pieces)
 				}
 			}))

@@ -93,7 +93,7 @@ func (t *Torrent) handler(opts []Option) (http.Handler, error) {
 // to fetch) and keeps it running until Close, as Start does.
 func (t *Torrent) keepRunning(opts []Option) error {
 	o := buildOptions(opts)
-	e, err := t.start(o, false, make([]bool, len(t.mi.Info.Files)))
+	e, err := t.start(context.Background(), o, false, make([]bool, len(t.mi.Info.Files)))
 	if err != nil {
 		return err
 	}

@@ -102,7 +102,7 @@ func (t *Torrent) NewReader(ctx context.Context, f File, opts ...Option) (*Reade
 	file := info.Files[f.Index]
 	f = File{Index: f.Index, Path: joinPath(file.Path), Length: file.Length, Offset: file.Offset}
 	o := buildOptions(opts)
-	e, err := t.start(o, false, make([]bool, len(info.Files)))
+	e, err := t.start(ctx, o, false, make([]bool, len(info.Files)))
 	if err != nil {
 		return nil, err
 	}

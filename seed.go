@@ -13,9 +13,10 @@ const checkReportEvery = 200 * time.Millisecond
 // CheckProgress is how far the check of the data on disk has gone, as
 // reported to an OnCheck callback.
 type CheckProgress struct {
-	Pieces   int // in the torrent
-	Checked  int // read and hashed (or found missing) so far
-	Verified int // of those, pieces whose data is there and right
+	Pieces   int  // in the torrent
+	Checked  int  // read and hashed (or found missing) so far
+	Verified int  // of those, pieces whose data is there and right
+	Done     bool // the check is over: the last call
 }
 
 // OnCheck calls fn as the data already in the download folder is checked
@@ -85,7 +86,7 @@ func (t *Torrent) Seed(ctx context.Context, opts ...Option) error {
 	}
 	// Nothing is selected: a seed downloads nothing (a download already
 	// running goes on).
-	e, err := t.start(o, true, make([]bool, len(t.mi.Info.Files)))
+	e, err := t.start(ctx, o, true, make([]bool, len(t.mi.Info.Files)))
 	if err != nil {
 		return err
 	}

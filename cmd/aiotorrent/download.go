@@ -108,7 +108,7 @@ func downloadFlags() (*flag.FlagSet, *downloadOpts) {
 	fs.StringVar(&o.strategy, "strategy", "default", "piece order: `default` (rarest first) or sequential (in file order)")
 	fs.BoolVar(&o.json, "json", false, "print progress and the result as JSON lines on stdout")
 	o.register(fs, true)
-	fs.DurationVar(&o.every, "progress-every", 5*time.Second, "when stderr is not a terminal, print a progress line every `D`")
+	fs.DurationVar(&o.every, "progress-every", 5*time.Second, "when stderr is not a terminal, print a progress line (and with --seed, a seeding status) every `D`")
 	fs.BoolVar(&o.seed, "seed", false, "once the download is complete, keep serving it to peers until Ctrl-C or a --ratio or --seed-time limit")
 	o.stop.register(fs, "with --seed, ")
 	o.limits.register(fs)

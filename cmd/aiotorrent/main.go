@@ -1,13 +1,13 @@
-// Command aiotorrent inspects, creates and (in later releases) downloads
-// and streams torrents.
+// Command aiotorrent inspects, creates, downloads, streams and seeds
+// torrents.
 //
 // Usage:
 //
 //	aiotorrent info [--json] TORRENT|MAGNET
 //	aiotorrent create [-o OUT.torrent] [--tracker URL[,URL]]... [--piece-size SIZE] [--private] [--web-seed URL]... [--comment TEXT] PATH
-//	aiotorrent download [-o DIR] [--file N]... [--strategy default|sequential] [--json] TORRENT
+//	aiotorrent download [-o DIR] [--file N]... [--strategy default|sequential] [--json] [--seed [--ratio R] [--seed-time D]] TORRENT
 //	aiotorrent stream [--addr HOST:PORT] [--file N]... [--cache SIZE] TORRENT
-//	aiotorrent seed [-d DIR] [--listen ADDR] TORRENT
+//	aiotorrent seed [-d DIR] [--partial] [--ratio R] [--seed-time D] [--upload-limit RATE] [--json] TORRENT...
 //	aiotorrent demo [--size SIZE] [--strategy default|sequential]
 //	aiotorrent peers [--tracker URL]... [--json] TORRENT|MAGNET
 //	aiotorrent tracker [--http ADDR] [--udp ADDR] [--interval D]
