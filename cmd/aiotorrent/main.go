@@ -133,7 +133,8 @@ func run(ctx context.Context, e *env, args []string) (status int) {
 	switch {
 	case err == nil:
 		return 0
-	case errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, flag.ErrHelp): // -h after the command
+		printCommandUsage(e.stdout, c)
 		return 0
 	case errors.As(err, &ue):
 		fmt.Fprintf(e.stderr, "aiotorrent %s: %s\n", c.name, ue.msg)

@@ -99,7 +99,8 @@ func TestUsageErrors(t *testing.T) {
 }
 
 func TestHelp(t *testing.T) {
-	for _, args := range [][]string{{"help"}, {"--help"}, {"help", "create"}, {"help", "info"}, {"version"}} {
+	for _, args := range [][]string{{"help"}, {"--help"}, {"help", "create"}, {"help", "info"}, {"version"},
+		{"seed", "-h"}, {"download", "--help"}, {"stream", "-h"}} {
 		r := runCLI(t, args...)
 		if r.status != 0 || r.stdout == "" {
 			t.Errorf("%v: status %d, stdout %q", args, r.status, r.stdout)
