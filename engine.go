@@ -1016,10 +1016,10 @@ func (e *engine) onHashed(r hashResult) {
 	e.wakeReaders(r.index)
 	size := e.info.PieceSize(r.index)
 	e.left.Add(-size)
+	// Every peer hears of it, those that have it too: they learn when we
+	// become a seed, and two seeds part.
 	for p := range e.peers {
-		if !p.has.Has(r.index) {
-			p.send(func(out []byte) []byte { return peer.AppendHave(out, peer.Have, uint32(r.index)) })
-		}
+		p.send(func(out []byte) []byte { return peer.AppendHave(out, peer.Have, uint32(r.index)) })
 	}
 	for _, f := range filesOfPiece(e.info, r.index) {
 		if e.selected[f] && e.fileLeft[f] > 0 {
