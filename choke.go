@@ -19,6 +19,8 @@ const (
 	allowedFastK    = 10               // pieces in the allowed fast set we give
 	maxAllowedIn    = 32               // allowed fast pieces remembered of a peer
 	readUnit        = 1 << 20          // the read cache's unit, at most
+	rechokeHold     = time.Second      // a choked peer is not unchoked again between rounds before this
+	stallTime       = 5 * time.Second  // a write to a peer stuck this long: it does not read
 )
 
 // rechoke runs a choking round: the regular upload slots go to the
@@ -34,13 +36,31 @@ func (e *engine) rechoke(now time.Time) {
 	e.chokeConns = e.chokeConns[:0]
 	e.chokePeers = e.chokePeers[:0]
 	for p := range e.peers {
+		// A peer whose socket has been full for a while does not read:
+		// it gets no regular slot, like a peer that snubs us (its rate
+		// decays but never quite reaches 0, and would keep it the slot).
+		stalled := p.stalled(now, stallTime)
+		// So does a peer unchoked for a while that asks for nothing: the
+		// slot is better used by another.
+		unused := !p.amChoking && now.Sub(p.unchokedAt) >= stallTime && now.Sub(p.requestAt) >= stallTime
+		// Rates over the round just ended (mainline ranks by 20 s
+		// averages): a peer that sent or took nothing in it ranks last,
+		// whatever it did before.
+		sent, recv := p.sent.Load(), p.received
+		since := p.roundAt
+		if since.IsZero() {
+			since = p.connectedAt
+		}
+		dt := max(now.Sub(since).Seconds(), 0.1)
+		up, down := float64(sent-p.roundSent)/dt, float64(recv-p.roundRecv)/dt
+		p.roundSent, p.roundRecv, p.roundAt = sent, recv, now
 		e.chokeConns = append(e.chokeConns, p)
 		e.chokePeers = append(e.chokePeers, choker.Peer{
 			Interested: p.peerInterested,
-			Snubbed:    p.amInterested && now.Sub(p.lastBlock) > snubTime,
+			Snubbed:    (p.amInterested && now.Sub(p.lastBlock) > snubTime) || stalled || unused,
 			New:        now.Sub(p.connectedAt) < newPeerTime,
-			DownRate:   p.down.v,
-			UpRate:     p.up.v,
+			DownRate:   down,
+			UpRate:     up,
 			Unchoked:   !p.amChoking,
 			Optimistic: p.optimistic,
 		})
@@ -63,11 +83,18 @@ func (e *engine) rechoke(now time.Time) {
 // round when nobody else wants the slot.
 func (e *engine) unchokeMore() {
 	free := int(e.c.slots.Load()) + 1 - e.unchoked
+	if free <= 0 {
+		return
+	}
+	now := time.Now()
 	for p := range e.peers {
 		if free <= 0 {
 			return
 		}
-		if p.amChoking && p.peerInterested {
+		// A peer choked a moment ago (it lost interest) waits a little:
+		// one that toggles its interest gets a choke and an unchoke a
+		// second at most, not one for every message it sends.
+		if p.amChoking && p.peerInterested && now.Sub(p.chokedAt) >= rechokeHold {
 			e.unchoke(p)
 			free--
 		}
@@ -80,6 +107,7 @@ func (e *engine) unchoke(p *peerConn) {
 	}
 	p.amChoking = false
 	p.chokedReqs = 0
+	p.unchokedAt = time.Now()
 	e.unchoked++
 	e.log.Debug("unchoke", "addr", p.addr, "optimistic", p.optimistic)
 	p.send(func(out []byte) []byte { return peer.AppendMessage(out, &peer.Message{Type: peer.Unchoke}) })
@@ -94,6 +122,7 @@ func (e *engine) choke(p *peerConn) {
 	}
 	p.amChoking = true
 	p.optimistic = false
+	p.chokedAt = time.Now()
 	e.unchoked--
 	e.log.Debug("choke", "addr", p.addr)
 	p.clearUploads()
@@ -123,12 +152,14 @@ func (e *engine) sendAllowedFast(p *peerConn) {
 // maxSuggest bounds the suggest messages sent at an unchoke.
 const maxSuggest = 4
 
-// suggest tells a Fast peer we unchoke, when we seed, which pieces it
-// lacks are in our read cache: fetching those costs us no disk read.
+// suggest tells a Fast peer we unchoke for the first time, when we seed,
+// which pieces it lacks are in our read cache: fetching those costs us
+// no disk read.
 func (e *engine) suggest(p *peerConn) {
-	if !p.res.Fast() || e.rcache == nil || e.picker.Missing() > 0 {
+	if !p.res.Fast() || e.rcache == nil || e.picker.Missing() > 0 || p.suggested {
 		return
 	}
+	p.suggested = true
 	n := 0
 	for i := range e.info.NumPieces() {
 		if n == maxSuggest {

@@ -505,9 +505,16 @@ func (e *engine) handle(ev event) {
 	case evBlock:
 		e.onBlock(ev.p, ev.msg, ev.block)
 	case evMsg:
-		if !ev.p.closed {
-			e.onMessage(ev.p, &ev.msg)
+		if ev.p.closed {
+			return
 		}
+		// Every message may queue answers: a peer that sends while it
+		// does not read what we send goes before they grow without end.
+		if out, _ := ev.p.backlog(); out > maxOutBytes {
+			e.dropPeer(ev.p, errors.New("sends faster than it reads our answers"))
+			return
+		}
+		e.onMessage(ev.p, &ev.msg)
 	case evClosed:
 		e.dropPeer(ev.p, ev.err)
 	case evCall:
@@ -1283,16 +1290,13 @@ func (e *engine) onMessage(p *peerConn, m *peer.Message) {
 }
 
 func (e *engine) onRequest(p *peerConn, m *peer.Message) {
+	p.requestAt = time.Now()
 	reject := func() {
 		if p.res.Fast() {
 			p.send(func(out []byte) []byte {
 				return peer.AppendRequest(out, peer.Reject, m.Index, m.Begin, m.Length)
 			})
 		}
-	}
-	if p.backlog() > maxOutBytes {
-		e.dropPeer(p, errors.New("requests faster than it reads our answers"))
-		return
 	}
 	if p.amChoking && !slices.Contains(p.allowedOut, m.Index) {
 		reject()

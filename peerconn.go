@@ -34,9 +34,10 @@ type peerConn struct {
 	res      peer.Reserved
 	outgoing bool
 
-	ctx    context.Context // ends with the connection: rate limit waits
-	cancel context.CancelFunc
-	sent   atomic.Int64 // payload bytes written, by the writer
+	ctx     context.Context // ends with the connection: rate limit waits
+	cancel  context.CancelFunc
+	sent    atomic.Int64 // payload bytes written, by the writer
+	writing atomic.Int64 // when the writer began its current write (unix ns), 0 when idle
 
 	mu      sync.Mutex    // guards out, ups and dead
 	out     []byte        // messages to write
@@ -72,6 +73,13 @@ type peerConn struct {
 	allowedOut     []uint32 // BEP 6: pieces it may fetch while we choke it
 	allowedIn      []int    // BEP 6: pieces we may fetch while it chokes us
 	chokedReqs     int      // requests refused while choked, since the choke
+	unchokedAt     time.Time
+	chokedAt       time.Time
+	roundAt        time.Time // the last choking round
+	requestAt      time.Time // its last request
+	roundSent      int64     // payload sent and received until then
+	roundRecv      int64
+	suggested      bool // suggest messages were sent
 }
 
 func newPeerConn(e *engine, conn net.Conn, a netip.AddrPort, id [20]byte, res peer.Reserved, outgoing bool) *peerConn {
@@ -96,11 +104,12 @@ func (p *peerConn) Has(i int) bool { return p.has.Has(i) && (p.rejected == nil |
 // maxOutBytes bounds the messages queued for a peer that does not read.
 const maxOutBytes = 1 << 20
 
-// backlog is the size of the messages queued for the writer.
-func (p *peerConn) backlog() int {
+// backlog is the size of the messages queued for the writer, and the
+// number of blocks it has yet to send.
+func (p *peerConn) backlog() (bytes, blocks int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.out)
+	return len(p.out), len(p.ups)
 }
 
 // Requested reports an outstanding request for b to this peer.
@@ -378,7 +387,9 @@ func (p *peerConn) writeLoop() {
 			}
 			p.mu.Unlock()
 			wrote = true
-			p.conn.SetWriteDeadline(time.Now().Add(e.c.cfg.IdleTimeout))
+			now := time.Now()
+			p.writing.Store(now.UnixNano())
+			p.conn.SetWriteDeadline(now.Add(e.c.cfg.IdleTimeout))
 			if _, err := bw.Write(out); err != nil {
 				fail(err)
 				return
@@ -389,6 +400,7 @@ func (p *peerConn) writeLoop() {
 				if err := waitAll(p.ctx, n, e.t.up, e.c.up); err != nil {
 					return
 				}
+				p.writing.Store(time.Now().UnixNano()) // waiting for tokens is not the peer's doing
 				off := int64(u.index)*e.info.PieceLength + int64(u.begin)
 				if _, err := e.readForUpload(buf[:n], off); err != nil {
 					e.log.Warn("read block to upload", "piece", u.index, "err", err)
@@ -415,7 +427,15 @@ func (p *peerConn) writeLoop() {
 			fail(err)
 			return
 		}
+		p.writing.Store(0)
 	}
+}
+
+// stalled reports whether the writer has been stuck for d writing to a
+// peer that does not read.
+func (p *peerConn) stalled(now time.Time, d time.Duration) bool {
+	w := p.writing.Load()
+	return w != 0 && now.Sub(time.Unix(0, w)) >= d
 }
 
 var errBanned = errors.New("banned")

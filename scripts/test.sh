@@ -62,4 +62,4 @@ if [[ -n "$unformatted" ]]; then
   echo "gofmt needed:" $unformatted >&2
   exit 1
 fi
-go test -race -count=1 ./... "$@"
+go test -race -count=1 -timeout 30m ./... "$@"

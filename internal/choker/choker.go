@@ -27,7 +27,9 @@ type Peer struct {
 	// unchoked.
 	Interested bool
 	// Snubbed: we want data from the peer and it has sent none for a
-	// while. It may have the optimistic slot, never a regular one.
+	// while, or it does not use the slot (it reads none of the data we
+	// send it, or asks for none). It may have the optimistic slot, never
+	// a regular one.
 	Snubbed bool
 	// New: the peer connected recently; it is favoured for the
 	// optimistic slot.
