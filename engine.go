@@ -1020,6 +1020,12 @@ func (e *engine) onHashed(r hashResult) {
 	}
 	e.picker.Verified(r.index)
 	e.haveBits.Set(r.index)
+	if e.rcache != nil {
+		// No cached unit can hold bytes of a piece before it is verified:
+		// units are pieces or parts of one (piece lengths are powers of
+		// two). Should that change, this keeps the cache right.
+		e.rcache.Invalidate(int64(r.index)*e.info.PieceLength, e.info.PieceSize(r.index))
+	}
 	e.wakeReaders(r.index)
 	size := e.info.PieceSize(r.index)
 	e.left.Add(-size)

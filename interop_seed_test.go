@@ -169,12 +169,11 @@ func describePeers(ps []aiotorrent.PeerStats) string {
 
 const seedMiB = 1 << 20
 
-// TestInteropSeedToRealLeechers has qbittorrent-nox and libtorrent
-// download from aiotorrent seeding alone, found through the npm
-// bittorrent-tracker over HTTP and UDP, and checks every file byte for
-// byte and that all the data came from us. (aria2c through
-// bittorrent-tracker, and every client through our tracker, are in
-// TestInteropRealLeecherFromOurSeeder; aria2c announces over HTTP only.)
+// TestInteropSeedToRealLeechers has aria2c, qbittorrent-nox and
+// libtorrent download from aiotorrent seeding alone, found through the
+// npm bittorrent-tracker and through ours, over HTTP and UDP (aria2c
+// announces over HTTP only), and checks every file byte for byte and that
+// all the data came from us.
 func TestInteropSeedToRealLeechers(t *testing.T) {
 	d := makeInteropData(t, interopFiles)
 	cases := []struct {
@@ -182,6 +181,11 @@ func TestInteropSeedToRealLeechers(t *testing.T) {
 		tracker startTracker
 		leech   startLeecher
 	}{
+		{"aria2c/our-tracker-http", ourTrackerHTTP, aria2Leecher},
+		{"aria2c/bittorrent-tracker-http", bittorrentTrackerHTTP, aria2Leecher},
+		{"libtorrent/our-tracker-http", ourTrackerHTTP, libtorrentLeecher},
+		{"libtorrent/our-tracker-udp", ourTrackerUDP, libtorrentLeecher},
+		{"qbittorrent/our-tracker-http", ourTrackerHTTP, qbitLeecher},
 		{"qbittorrent/bittorrent-tracker-http", bittorrentTrackerHTTP, qbitLeecher},
 		{"qbittorrent/bittorrent-tracker-udp", bittorrentTrackerUDP, qbitLeecher},
 		{"libtorrent/bittorrent-tracker-http", bittorrentTrackerHTTP, libtorrentLeecher},
@@ -202,8 +206,8 @@ func TestInteropSeedToRealLeechers(t *testing.T) {
 			l := tc.leech(t, writeTorrent(t, mi))
 			dlCtx, dlCancel := context.WithTimeout(ctx, downloadTimeout)
 			defer dlCancel()
-			// The peer list while the leecher downloads: it is connected
-			// and interested, and we unchoke it.
+			// The peer list while the leecher downloads, for the log (a
+			// fast leecher may finish between two samples).
 			var during []aiotorrent.PeerStats
 			watchCtx, stopWatch := context.WithCancel(dlCtx)
 			watched := make(chan struct{})
@@ -227,9 +231,10 @@ func TestInteropSeedToRealLeechers(t *testing.T) {
 				t.Fatalf("after %v: %v; our seeder: %+v", took.Round(time.Millisecond), err, tor.Stats())
 			}
 			st := tor.Stats()
-			// The leecher's own count (it reports with a delay).
+			// The leecher's own count (it reports with a delay), when it
+			// has one.
 			received := int64(-1)
-			for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			for deadline := time.Now().Add(3 * time.Second); l.received != nil && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 				if received = l.received(); received >= mi.Info.Length {
 					break
 				}
@@ -237,16 +242,13 @@ func TestInteropSeedToRealLeechers(t *testing.T) {
 			t.Logf("seeder announced after %v; %s done in %v (%.1f MiB/s); we uploaded %d bytes, %s reports receiving %d",
 				ready.Round(time.Millisecond), l.name, took.Round(time.Millisecond),
 				float64(mi.Info.Length)/seedMiB/took.Seconds(), st.Uploaded, l.name, received)
-			if received < mi.Info.Length {
+			if l.received != nil && received < mi.Info.Length {
 				t.Errorf("%s reports receiving %d bytes, less than the torrent's %d", l.name, received, mi.Info.Length)
 			}
 			t.Logf("our peers while it downloaded: %s", describePeers(during))
 			d.checkSame(t, l.dir)
 			if st.Uploaded < mi.Info.Length {
 				t.Errorf("our seeder uploaded %d bytes, less than the torrent's %d: the leecher had another source?", st.Uploaded, mi.Info.Length)
-			}
-			if len(during) == 0 {
-				t.Errorf("our seeder never listed the leecher as an unchoked peer while it downloaded")
 			}
 			// Once the leecher is a seed too, neither has anything for
 			// the other: our seeder drops it (and it may connect again,
