@@ -26,7 +26,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -50,44 +49,22 @@ const (
 )
 
 type config struct {
-	size    int64
-	runs    int
+	harness.Common
 	threads []int
-	dir     string
-	keep    bool
 }
 
 func main() { harness.Main("createbench", run) }
 
 func parseArgs(args []string) (*config, error) {
-	fs := flag.NewFlagSet("createbench", flag.ContinueOnError)
-	size := fs.String("size", "1G", "test file `SIZE` in bytes, or with a binary unit: 256M, 1G")
-	runs := fs.Int("runs", 5, "time each tool `N` times")
-	threads := fs.String("threads", "1,2", "comma-separated hashing thread `COUNTS` for mktorrent and aiotorrent")
-	dir := fs.String("dir", "", "write the test file in `DIR` (default: a new temporary folder)")
-	keep := fs.Bool("keep", false, "keep the test file; a later run with the same -dir and -size reuses it")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: go run ./bench/createbench [-size 1G] [-runs 5] [-threads 1,2] [-dir DIR] [-keep]")
-		fs.PrintDefaults()
-	}
-	if err := harness.ParseFlags(fs, args); err != nil {
+	c := &config{}
+	f := harness.NewFlags("createbench", "[-size 1G] [-runs 5] [-threads 1,2] [-dir DIR] [-keep]", &c.Common)
+	f.Size("test file `SIZE` in bytes, or with a binary unit: 256M, 1G", 1<<pieceLog2, "one 1 MiB piece")
+	f.Runs(5, "time each tool `N` times")
+	threads := f.FS.String("threads", "1,2", "comma-separated hashing thread `COUNTS` for mktorrent and aiotorrent")
+	f.Dir("write the test file in `DIR` (default: a new temporary folder)")
+	f.Keep("keep the test file; a later run with the same -dir and -size reuses it")
+	if err := f.Parse(args); err != nil {
 		return nil, err
-	}
-	c := &config{runs: *runs, dir: *dir, keep: *keep}
-	var err error
-	if c.size, err = harness.ParseSize(*size); err != nil {
-		return nil, fmt.Errorf("-size: %w", err)
-	}
-	if c.size < 1<<pieceLog2 {
-		return nil, fmt.Errorf("-size: %s is less than one 1 MiB piece", *size)
-	}
-	if c.runs < 1 {
-		return nil, errors.New("-runs must be at least 1")
-	}
-	if c.dir != "" {
-		if err := harness.CheckDir("-dir", c.dir); err != nil {
-			return nil, err
-		}
 	}
 	for s := range strings.SplitSeq(*threads, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -153,20 +130,20 @@ func run(ctx context.Context, args []string) error {
 	}
 
 	// The test file.
-	dataDir := cfg.dir
+	dataDir := cfg.Dir
 	if dataDir == "" {
 		if dataDir, err = os.MkdirTemp("", "createbench-data-"); err != nil {
 			return err
 		}
-		if !cfg.keep {
+		if !cfg.Keep {
 			defer os.RemoveAll(dataDir)
 		}
 	}
-	file := filepath.Join(dataDir, fmt.Sprintf("createbench-%d.bin", cfg.size))
-	if err := makeFile(ctx, file, cfg.size); err != nil {
+	file := filepath.Join(dataDir, fmt.Sprintf("createbench-%d.bin", cfg.Size))
+	if err := makeFile(ctx, file, cfg.Size); err != nil {
 		return err
 	}
-	if cfg.keep {
+	if cfg.Keep {
 		defer harness.Progress("kept test file %s", file)
 	} else {
 		defer os.Remove(file)
@@ -176,7 +153,7 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	harness.Progress("read %s in %.2fs (%.0f MiB/s)", file, warm.Seconds(), harness.MiB(cfg.size)/warm.Seconds())
+	harness.Progress("read %s in %.2fs (%.0f MiB/s)", file, warm.Seconds(), harness.MiB(cfg.Size)/warm.Seconds())
 	if _, err := harness.KeepCached(file, "the file"); err != nil {
 		return err
 	}
@@ -198,7 +175,7 @@ func run(ctx context.Context, args []string) error {
 
 	cond := conditions{Conditions: harness.Watch()}
 	var mismatches []string
-	for r := range cfg.runs {
+	for r := range cfg.Runs {
 		// Rotate the order each run so that no tool always goes first or
 		// always follows the same other tool.
 		for i := range tools {
@@ -225,7 +202,7 @@ func run(ctx context.Context, args []string) error {
 				note = fmt.Sprintf("  (read %.0f MiB from the disk)", harness.MiB(diskRead))
 			}
 			harness.Progress("run %d/%d  %-15s %7.3fs wall %7.3fs CPU  %6.0f MiB/s%s",
-				r+1, cfg.runs, t.label(), wall.Seconds(), cpu.Seconds(), harness.MiB(cfg.size)/wall.Seconds(), note)
+				r+1, cfg.Runs, t.label(), wall.Seconds(), cpu.Seconds(), harness.MiB(cfg.Size)/wall.Seconds(), note)
 		}
 		for _, n := range cfg.threads {
 			mk, aio := find(tools, "mktorrent", n), find(tools, "aiotorrent", n)
@@ -350,15 +327,15 @@ func report(w io.Writer, cfg *config, root, goCmd, file string, cond *conditions
 	fmt.Fprintf(w, "- sha1sum: %s\n", harness.CmdLine("sha1sum", "--version"))
 	fmt.Fprintf(w, "- aiotorrent: built from %s\n", root)
 	fmt.Fprintf(w, "- file: %s, %d bytes (%.0f MiB), in the page cache; pieces of 1 MiB; runs: %d, order rotated each run\n\n",
-		file, cfg.size, harness.MiB(cfg.size), cfg.runs)
+		file, cfg.Size, harness.MiB(cfg.Size), cfg.Runs)
 
 	sha := find(tools, "sha1sum", 0)
-	shaRate := harness.MiB(cfg.size) / harness.Median(sha.wall).Seconds()
+	shaRate := harness.MiB(cfg.Size) / harness.Median(sha.wall).Seconds()
 	fmt.Fprintln(w, "| tool | threads | median wall s | MiB/s | median CPU s | vs mktorrent | vs sha1sum | min wall s | max wall s |")
 	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|")
 	for _, t := range tools {
 		med := harness.Median(t.wall)
-		rate := harness.MiB(cfg.size) / med.Seconds()
+		rate := harness.MiB(cfg.Size) / med.Seconds()
 		threads, vsMk, vsSha := "1", "", ""
 		if t.threads > 0 {
 			threads = strconv.Itoa(t.threads)
@@ -366,7 +343,7 @@ func report(w io.Writer, cfg *config, root, goCmd, file string, cond *conditions
 		}
 		if t.name == "aiotorrent" {
 			mk := find(tools, "mktorrent", t.threads)
-			vsMk = fmt.Sprintf("%.2f×", rate/(harness.MiB(cfg.size)/harness.Median(mk.wall).Seconds()))
+			vsMk = fmt.Sprintf("%.2f×", rate/(harness.MiB(cfg.Size)/harness.Median(mk.wall).Seconds()))
 		}
 		fmt.Fprintf(w, "| %s | %s | %.3f | %.0f | %.3f | %s | %s | %.3f | %.3f |\n",
 			t.name, threads, med.Seconds(), rate, harness.Median(t.cpu).Seconds(), vsMk, vsSha,
@@ -374,7 +351,7 @@ func report(w io.Writer, cfg *config, root, goCmd, file string, cond *conditions
 	}
 	fmt.Fprintln(w)
 	if len(mismatches) == 0 {
-		fmt.Fprintf(w, "Info hashes: mktorrent and aiotorrent agreed in all %d comparisons.\n", cfg.runs*len(cfg.threads))
+		fmt.Fprintf(w, "Info hashes: mktorrent and aiotorrent agreed in all %d comparisons.\n", cfg.Runs*len(cfg.threads))
 	} else {
 		fmt.Fprintf(w, "**FAIL**: info hashes differ:\n\n")
 		for _, m := range mismatches {

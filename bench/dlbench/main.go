@@ -33,7 +33,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -44,7 +43,6 @@ import (
 	"time"
 
 	"github.com/aiotorrent/aiotorrent/bench/internal/harness"
-	"github.com/aiotorrent/aiotorrent/metainfo"
 	"github.com/aiotorrent/aiotorrent/tracker/server"
 )
 
@@ -63,75 +61,43 @@ const (
 )
 
 type config struct {
-	size      int64
-	runs      int
-	seeders   []string
-	leechers  []string
-	pieceSize string
-	timeout   time.Duration
-	dir       string
-	keep      bool
-	perfDir   string
-	pprofDir  string
+	harness.Common
+	leechers []string
+	perfDir  string
+	pprofDir string
 }
 
 func main() { harness.Main("dlbench", run) }
 
 func parseArgs(args []string) (*config, error) {
-	fs := flag.NewFlagSet("dlbench", flag.ContinueOnError)
-	size := fs.String("size", "1G", "content `SIZE` in bytes, or with a binary unit: 256M, 1G, 4GiB")
-	runs := fs.Int("runs", 3, "time each leecher `N` times")
-	seeders := fs.String("seeders", "all", "comma-separated `CLIENTS` to seed: aria2c, qbittorrent, libtorrent, ours, or all")
-	leechers := fs.String("leechers", "all", "comma-separated `CLIENTS` to time as leechers: aria2c, qbittorrent, libtorrent, ours, or all")
-	pieceSize := fs.String("piece-size", "", "piece `SIZE` of the torrent (default: what aiotorrent create chooses)")
-	timeout := fs.Duration("timeout", 0, "give up on one download after `D` (default 1 minute plus 1 second per 2 MiB)")
-	dir := fs.String("dir", "", "work in a new folder inside `DIR` (default $TMPDIR); it needs twice -size free")
-	keep := fs.Bool("keep", false, "keep the work folder: the content, the torrent and every program's log (not the downloads)")
-	pprofDir := fs.String("cpuprofile", "", "write a Go CPU profile of our leecher (AIOTORRENT_CPUPROFILE) for each run in `DIR`, as ours-RUN.pprof")
-	perfDir := fs.String("perf", "", "run our leecher under \"perf record -g\" and write its profiles (ours-RUN.data) in `DIR`; its figures then include perf's overhead")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: go run ./bench/dlbench [-size 1G] [-runs 3] [-seeders all] [-leechers all] [-piece-size SIZE] [-timeout D] [-dir DIR] [-keep] [-cpuprofile DIR] [-perf DIR]")
-		fs.PrintDefaults()
-	}
-	if err := harness.ParseFlags(fs, args); err != nil {
+	c := &config{}
+	f := harness.NewFlags("dlbench", "[-size 1G] [-runs 3] [-seeders all] [-leechers all] [-piece-size SIZE] [-timeout D] [-dir DIR] [-keep] [-cpuprofile DIR] [-perf DIR]", &c.Common)
+	f.Size("content `SIZE` in bytes, or with a binary unit: 256M, 1G, 4GiB", 1<<20, "1 MiB")
+	f.Runs(3, "time each leecher `N` times")
+	f.Seeders("all", "comma-separated `CLIENTS` to seed: aria2c, qbittorrent, libtorrent, ours, or all")
+	leechers := f.FS.String("leechers", "all", "comma-separated `CLIENTS` to time as leechers: aria2c, qbittorrent, libtorrent, ours, or all")
+	f.PieceSize()
+	f.Timeout("download")
+	f.Dir(harness.WorkDirUsage)
+	f.Keep("keep the work folder: the content, the torrent and every program's log (not the downloads)")
+	f.FS.StringVar(&c.pprofDir, "cpuprofile", "", "write a Go CPU profile of our leecher (AIOTORRENT_CPUPROFILE) for each run in `DIR`, as ours-RUN.pprof")
+	f.FS.StringVar(&c.perfDir, "perf", "", "run our leecher under \"perf record -g\" and write its profiles (ours-RUN.data) in `DIR`; its figures then include perf's overhead")
+	if err := f.Parse(args); err != nil {
 		return nil, err
 	}
-	c := &config{runs: *runs, pieceSize: *pieceSize, timeout: *timeout, dir: *dir, keep: *keep, perfDir: *perfDir, pprofDir: *pprofDir}
 	var err error
-	if c.size, err = harness.ParseSize(*size); err != nil {
-		return nil, fmt.Errorf("-size: %w", err)
-	}
-	if c.size < 1<<20 {
-		return nil, fmt.Errorf("-size: %s is less than 1 MiB", *size)
-	}
-	if c.runs < 1 {
-		return nil, errors.New("-runs must be at least 1")
-	}
-	if c.seeders, err = harness.ParseClients(*seeders); err != nil {
-		return nil, fmt.Errorf("-seeders: %w", err)
-	}
 	if c.leechers, err = harness.ParseClients(*leechers); err != nil {
 		return nil, fmt.Errorf("-leechers: %w", err)
-	}
-	if c.timeout == 0 {
-		c.timeout = time.Minute + time.Duration(c.size/(2<<20))*time.Second
-	}
-	if c.timeout < 0 {
-		return nil, errors.New("-timeout must be positive")
 	}
 	for _, d := range []struct {
 		flag string
 		dir  *string
-		abs  bool
-	}{{"-dir", &c.dir, false}, {"-perf", &c.perfDir, true}, {"-cpuprofile", &c.pprofDir, true}} {
+	}{{"-perf", &c.perfDir}, {"-cpuprofile", &c.pprofDir}} {
 		if *d.dir == "" {
 			continue
 		}
 		if err := harness.CheckDir(d.flag, *d.dir); err != nil {
 			return nil, err
-		}
-		if !d.abs {
-			continue
 		}
 		if *d.dir, err = filepath.Abs(*d.dir); err != nil {
 			return nil, err
@@ -179,11 +145,11 @@ func run(ctx context.Context, args []string) error {
 	}
 	// The seeders report what they upload, for "sent by".
 	b := &bench{cfg: cfg, swarm: &harness.Swarm{CountUploads: true}}
-	if err := b.findTools(slices.Concat(cfg.seeders, cfg.leechers)); err != nil {
+	if err := b.findTools(slices.Concat(cfg.Seeders, cfg.leechers)); err != nil {
 		return err
 	}
 	sw := b.swarm
-	w, err := harness.Workspace(ctx, cfg.dir, "dlbench", 2*cfg.size+256<<20, "the content and one download", cfg.keep)
+	w, err := harness.Workspace(ctx, cfg.Dir, "dlbench", 2*cfg.Size+256<<20, "the content and one download", cfg.Keep)
 	if err != nil {
 		return err
 	}
@@ -200,41 +166,15 @@ func run(ctx context.Context, args []string) error {
 	harness.Progress("tracker on %s", b.announce)
 
 	// The content and its torrent.
-	sw.SeedDir = filepath.Join(sw.Work, "seed")
-	if err := os.MkdirAll(sw.SeedDir, 0o755); err != nil {
+	if b.file, err = sw.MakeTorrent(ctx, "dlbench", cfg.Size, b.announce, cfg.PieceSize); err != nil {
 		return err
 	}
-	b.file = filepath.Join(sw.SeedDir, fmt.Sprintf("dlbench-%d.bin", cfg.size))
-	if err := harness.WriteContent(ctx, b.file, cfg.size, "dlbench"); err != nil {
+	if b.sum, err = harness.SHA256File(b.file); err != nil {
 		return err
 	}
-	if b.sum, err = sha256File(b.file); err != nil {
-		return err
-	}
-	sw.Torrent = filepath.Join(sw.Work, "dlbench.torrent")
-	createArgs := []string{"create", "--no-date", "--force", "--tracker", b.announce, "-o", sw.Torrent}
-	if cfg.pieceSize != "" {
-		createArgs = append(createArgs, "--piece-size", cfg.pieceSize)
-	}
-	create := exec.CommandContext(ctx, sw.Bin, append(createArgs, b.file)...)
-	if out, err := create.CombinedOutput(); err != nil {
-		return fmt.Errorf("aiotorrent create: %v\n%s", err, out)
-	}
-	if sw.MI, err = metainfo.LoadFile(sw.Torrent); err != nil {
-		return err
-	}
-	harness.Progress("torrent %s: %d pieces of %d KiB", sw.MI.InfoHash, sw.MI.Info.NumPieces(), sw.MI.Info.PieceLength>>10)
 
-	// The seeders, one after the other: each checks the whole content,
-	// and two checking at once on 2 cores would only slow both.
-	for _, name := range cfg.seeders {
-		start := time.Now()
-		s, err := sw.StartSeeder(ctx, name)
-		if err != nil {
-			return err
-		}
-		b.seeders = append(b.seeders, s)
-		harness.Progress("seeder %-11s serving on %v (ready after %.1fs)", name, s.Addr, time.Since(start).Seconds())
+	if b.seeders, err = sw.StartSeeders(ctx, cfg.Seeders); err != nil {
+		return err
 	}
 	if err := b.waitTracker(ctx); err != nil {
 		return err
@@ -245,7 +185,7 @@ func run(ctx context.Context, args []string) error {
 		rows[i] = &row{name: name}
 	}
 	cond := conditions{Conditions: harness.Watch()}
-	for r := range cfg.runs {
+	for r := range cfg.Runs {
 		for i := range rows {
 			rw := rows[(i+r)%len(rows)]
 			// The seeders serve the content from memory.
@@ -266,7 +206,7 @@ func run(ctx context.Context, args []string) error {
 			}
 			rw.ok = append(rw.ok, m)
 			harness.Progress("run %d/%d  %-11s %7.2fs wall %6.0f MiB/s  CPU %6.2fs  peak RSS %5.0f MiB (anon %4.0f)  seeders' CPU %6.2fs  sent by: %s",
-				r+1, cfg.runs, rw.name, m.wall.Seconds(), harness.MiB(cfg.size)/m.wall.Seconds(), m.cpu.Seconds(),
+				r+1, cfg.Runs, rw.name, m.wall.Seconds(), harness.MiB(cfg.Size)/m.wall.Seconds(), m.cpu.Seconds(),
 				harness.MiB(m.maxRSS), harness.MiB(m.peakAnon), m.seedCPU.Seconds(), b.shares(m.sent))
 		}
 	}
@@ -274,12 +214,7 @@ func run(ctx context.Context, args []string) error {
 
 	// Every seeder must still be there: one that died during the runs
 	// changed the swarm under the later leechers.
-	var gone []string
-	for _, s := range b.seeders {
-		if s.Proc.HasExited() {
-			gone = append(gone, fmt.Sprintf("%v\n%s", s.Proc.ExitError(), s.Proc.Tail()))
-		}
-	}
+	gone := harness.Exited(b.seeders)
 	b.report(os.Stdout, w.Root, w.GoCmd, &cond, rows, gone)
 
 	failed := len(gone)
@@ -300,7 +235,7 @@ func (b *bench) leech(ctx context.Context, name string, r int) (*measure, error)
 		return nil, err
 	}
 	defer func() {
-		if b.cfg.keep {
+		if b.cfg.Keep {
 			// Only the download itself: the logs stay.
 			os.RemoveAll(out)
 			os.RemoveAll(filepath.Join(out+"-profile", "downloads"))
@@ -319,7 +254,7 @@ func (b *bench) leech(ctx context.Context, name string, r int) (*measure, error)
 	if err != nil {
 		return nil, err
 	}
-	lctx, cancel := context.WithTimeout(ctx, b.cfg.timeout)
+	lctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
 	var m *measure
 	switch name {
@@ -356,7 +291,7 @@ func (b *bench) leech(ctx context.Context, name string, r int) (*measure, error)
 	for k, v := range sent1 {
 		m.sent[k] = v - sent0[k]
 	}
-	if err := b.verify(filepath.Join(out, b.swarm.MI.Info.Name)); err != nil {
+	if err := harness.VerifyFile(filepath.Join(out, b.swarm.MI.Info.Name), b.cfg.Size, b.sum); err != nil {
 		return nil, fmt.Errorf("download not identical to the source: %w", err)
 	}
 	return m, nil
@@ -395,7 +330,7 @@ func (b *bench) seedersCPU() (time.Duration, error) {
 func (b *bench) shares(sent map[string]int64) string {
 	var parts []string
 	for _, s := range b.seeders {
-		parts = append(parts, fmt.Sprintf("%s %.0f%%", s.Name, 100*float64(sent[s.Name])/float64(b.cfg.size)))
+		parts = append(parts, fmt.Sprintf("%s %.0f%%", s.Name, 100*float64(sent[s.Name])/float64(b.cfg.Size)))
 	}
 	return strings.Join(parts, ", ")
 }
@@ -420,25 +355,6 @@ func (b *bench) waitTracker(ctx context.Context) error {
 	}
 }
 
-// verify checks that the downloaded file is the content, byte for byte.
-func (b *bench) verify(path string) error {
-	st, err := os.Stat(path)
-	if err != nil {
-		return err
-	}
-	if st.Size() != b.cfg.size {
-		return fmt.Errorf("%s: %d bytes, want %d", path, st.Size(), b.cfg.size)
-	}
-	sum, err := sha256File(path)
-	if err != nil {
-		return err
-	}
-	if sum != b.sum {
-		return fmt.Errorf("%s: SHA-256 %x, want %x", path, sum, b.sum)
-	}
-	return nil
-}
-
 // findTools finds the programs the chosen clients need, and perf with
 // -perf.
 func (b *bench) findTools(clients []string) error {
@@ -449,16 +365,6 @@ func (b *bench) findTools(clients []string) error {
 		}
 	}
 	return b.swarm.FindClients(clients, "-seeders and -leechers")
-}
-
-func sha256File(path string) ([sha256.Size]byte, error) {
-	var sum [sha256.Size]byte
-	h := sha256.New()
-	if err := harness.CopyFile(h, path); err != nil {
-		return sum, err
-	}
-	h.Sum(sum[:0])
-	return sum, nil
 }
 
 // conditions describes what else was happening on the machine.
@@ -482,7 +388,7 @@ func (b *bench) report(w io.Writer, root, goCmd string, cond *conditions, rows [
 	fmt.Fprintf(w, "- Go: %s; aiotorrent built from %s%s\n", harness.CmdLine(goCmd, "version"), root, harness.VCSInfo(root))
 	b.swarm.Versions(w)
 	fmt.Fprintf(w, "- content: one file of %d bytes (%.0f MiB), %d pieces of %d KiB; tracker %s (in the harness, interval %v)\n",
-		cfg.size, harness.MiB(cfg.size), b.swarm.MI.Info.NumPieces(), b.swarm.MI.Info.PieceLength>>10, b.announce, trackerInterval)
+		cfg.Size, harness.MiB(cfg.Size), b.swarm.MI.Info.NumPieces(), b.swarm.MI.Info.PieceLength>>10, b.announce, trackerInterval)
 	var names []string
 	for _, s := range b.seeders {
 		names = append(names, label(s.Name))
@@ -494,13 +400,13 @@ func (b *bench) report(w io.Writer, root, goCmd string, cond *conditions, rows [
 	if cfg.perfDir != "" {
 		fmt.Fprintf(w, "- **our leecher ran under `perf record -g`** (profiles in %s): its figures include perf's overhead\n", cfg.perfDir)
 	}
-	fmt.Fprintf(w, "- runs: %d per leecher, one leecher at a time, order rotated each run; every download checked with SHA-256 against the source\n\n", cfg.runs)
+	fmt.Fprintf(w, "- runs: %d per leecher, one leecher at a time, order rotated each run; every download checked with SHA-256 against the source\n\n", cfg.Runs)
 
 	rate := func(rw *row) float64 {
 		if len(rw.ok) == 0 {
 			return 0
 		}
-		return harness.MiB(cfg.size) / harness.Median(walls(rw)).Seconds()
+		return harness.MiB(cfg.Size) / harness.Median(walls(rw)).Seconds()
 	}
 	var aria2Rate, bestRate float64
 	best := ""
@@ -523,7 +429,7 @@ func (b *bench) report(w io.Writer, root, goCmd string, cond *conditions, rows [
 	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 	for _, rw := range rows {
 		if len(rw.ok) == 0 {
-			fmt.Fprintf(w, "| %s | 0/%d | **FAIL** | | | | | | | | | |\n", label(rw.name), cfg.runs)
+			fmt.Fprintf(w, "| %s | 0/%d | **FAIL** | | | | | | | | | |\n", label(rw.name), cfg.Runs)
 			continue
 		}
 		var cpus, seedCPUs []time.Duration
@@ -535,7 +441,7 @@ func (b *bench) report(w io.Writer, root, goCmd string, cond *conditions, rows [
 		}
 		ws := walls(rw)
 		fmt.Fprintf(w, "| %s | %d/%d | %.2f | %.0f | %s | %s | %.2f | %.0f | %.0f | %.2f | %.2f | %.2f |\n",
-			label(rw.name), len(rw.ok), cfg.runs, harness.Median(ws).Seconds(), rate(rw),
+			label(rw.name), len(rw.ok), cfg.Runs, harness.Median(ws).Seconds(), rate(rw),
 			ratio(rate(rw), aria2Rate), ratio(rate(rw), bestRate),
 			harness.Median(cpus).Seconds(), harness.MiB(rss), harness.MiB(anon), harness.Median(seedCPUs).Seconds(),
 			slices.Min(ws).Seconds(), slices.Max(ws).Seconds())
@@ -561,7 +467,7 @@ func (b *bench) report(w io.Writer, root, goCmd string, cond *conditions, rows [
 		if len(rw.ok) == 0 {
 			continue
 		}
-		total := float64(cfg.size) * float64(len(rw.ok))
+		total := float64(cfg.Size) * float64(len(rw.ok))
 		fmt.Fprintf(w, "| %s |", label(rw.name))
 		var all int64
 		for _, s := range b.seeders {
@@ -584,13 +490,7 @@ func (b *bench) report(w io.Writer, root, goCmd string, cond *conditions, rows [
 		fmt.Fprintf(w, "Every download was complete and identical to the source.\n")
 		return
 	}
-	fmt.Fprintf(w, "**FAIL**:\n\n")
-	for _, f := range failures {
-		fmt.Fprintf(w, "```\n%s\n```\n", strings.TrimSpace(f))
-	}
-	for _, g := range gone {
-		fmt.Fprintf(w, "Seeder exited during the runs:\n\n```\n%s\n```\n", strings.TrimSpace(g))
-	}
+	harness.WriteFailures(w, failures, gone)
 }
 
 func walls(rw *row) []time.Duration {

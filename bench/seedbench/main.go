@@ -47,12 +47,9 @@ package main
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -60,7 +57,6 @@ import (
 
 	"github.com/aiotorrent/aiotorrent/bench/internal/harness"
 	"github.com/aiotorrent/aiotorrent/internal/swarmtest"
-	"github.com/aiotorrent/aiotorrent/metainfo"
 )
 
 const (
@@ -79,14 +75,8 @@ const (
 )
 
 type config struct {
-	size      int64
-	runs      int
-	seeders   []string
-	pieceSize string
-	timeout   time.Duration
-	dir       string
-	keep      bool
-	jsonPath  string
+	harness.Common
+	jsonPath string
 }
 
 func main() { harness.Main("seedbench", run) }
@@ -94,46 +84,18 @@ func main() { harness.Main("seedbench", run) }
 func run(ctx context.Context, args []string) error { return runTo(ctx, args, os.Stdout) }
 
 func parseArgs(args []string) (*config, error) {
-	fs := flag.NewFlagSet("seedbench", flag.ContinueOnError)
-	size := fs.String("size", "1G", "content `SIZE` in bytes, or with a binary unit: 256M, 1G, 4GiB")
-	runs := fs.Int("runs", 3, "downloads from each seeder, `N`")
-	seeders := fs.String("seeders", "aiotorrent,qbittorrent,aria2c", "comma-separated `CLIENTS` to measure as seeders: aiotorrent (or ours), qbittorrent, aria2c, libtorrent, or all")
-	pieceSize := fs.String("piece-size", "", "piece `SIZE` of the torrent (default: what aiotorrent create chooses)")
-	timeout := fs.Duration("timeout", 0, "give up on one download after `D` (default 1 minute plus 1 second per 2 MiB)")
-	dir := fs.String("dir", "", "work in a new folder inside `DIR` (default $TMPDIR); it needs twice -size free")
-	keep := fs.Bool("keep", false, "keep the work folder: the content, the torrent and every program's log (not the downloads)")
-	jsonPath := fs.String("json", "", "also write the figures as JSON to `FILE`")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: go run ./bench/seedbench [-size 1G] [-runs 3] [-seeders aiotorrent,qbittorrent,aria2c] [-piece-size SIZE] [-timeout D] [-dir DIR] [-keep] [-json FILE]")
-		fs.PrintDefaults()
-	}
-	if err := harness.ParseFlags(fs, args); err != nil {
+	c := &config{}
+	f := harness.NewFlags("seedbench", "[-size 1G] [-runs 3] [-seeders aiotorrent,qbittorrent,aria2c] [-piece-size SIZE] [-timeout D] [-dir DIR] [-keep] [-json FILE]", &c.Common)
+	f.Size("content `SIZE` in bytes, or with a binary unit: 256M, 1G, 4GiB", 1<<20, "1 MiB")
+	f.Runs(3, "downloads from each seeder, `N`")
+	f.Seeders("aiotorrent,qbittorrent,aria2c", "comma-separated `CLIENTS` to measure as seeders: aiotorrent (or ours), qbittorrent, aria2c, libtorrent, or all")
+	f.PieceSize()
+	f.Timeout("download")
+	f.Dir(harness.WorkDirUsage)
+	f.Keep("keep the work folder: the content, the torrent and every program's log (not the downloads)")
+	f.FS.StringVar(&c.jsonPath, "json", "", "also write the figures as JSON to `FILE`")
+	if err := f.Parse(args); err != nil {
 		return nil, err
-	}
-	c := &config{runs: *runs, pieceSize: *pieceSize, timeout: *timeout, dir: *dir, keep: *keep, jsonPath: *jsonPath}
-	var err error
-	if c.size, err = harness.ParseSize(*size); err != nil {
-		return nil, fmt.Errorf("-size: %w", err)
-	}
-	if c.size < 1<<20 {
-		return nil, fmt.Errorf("-size: %s is less than 1 MiB", *size)
-	}
-	if c.runs < 1 {
-		return nil, errors.New("-runs must be at least 1")
-	}
-	if c.seeders, err = harness.ParseClients(*seeders); err != nil {
-		return nil, fmt.Errorf("-seeders: %w", err)
-	}
-	if c.timeout == 0 {
-		c.timeout = time.Minute + time.Duration(c.size/(2<<20))*time.Second
-	}
-	if c.timeout < 0 {
-		return nil, errors.New("-timeout must be positive")
-	}
-	if c.dir != "" {
-		if err := harness.CheckDir("-dir", c.dir); err != nil {
-			return nil, err
-		}
 	}
 	return c, nil
 }
@@ -150,7 +112,7 @@ type bench struct {
 	tr        *front
 	qbitPrefs map[string]any // qBittorrent's settings, when it seeds
 	rewarms   int            // times the content had to be read back into the page cache
-	rows      []*row         // one per seeder, in the order of cfg.seeders
+	rows      []*row         // one per seeder, in the order of cfg.Seeders
 }
 
 // row is one seeder's downloads.
@@ -195,11 +157,11 @@ func runTo(ctx context.Context, args []string, stdout io.Writer) error {
 	// The seeders report what they upload: "sent ÷ size".
 	b := &bench{cfg: cfg, swarm: &harness.Swarm{CountUploads: true}}
 	// aria2c is the leecher whatever the seeders.
-	if err := b.swarm.FindClients(append([]string{harness.ClientAria2}, cfg.seeders...), "-seeders (aria2c is also the leecher)"); err != nil {
+	if err := b.swarm.FindClients(append([]string{harness.ClientAria2}, cfg.Seeders...), "-seeders (aria2c is also the leecher)"); err != nil {
 		return err
 	}
 	sw := b.swarm
-	w, err := harness.Workspace(ctx, cfg.dir, "seedbench", 2*cfg.size+256<<20, "the content and one download", cfg.keep)
+	w, err := harness.Workspace(ctx, cfg.Dir, "seedbench", 2*cfg.Size+256<<20, "the content and one download", cfg.Keep)
 	if err != nil {
 		return err
 	}
@@ -213,40 +175,22 @@ func runTo(ctx context.Context, args []string, stdout io.Writer) error {
 	harness.Progress("tracker on %s", b.tr.announce)
 
 	// The content and its torrent.
-	sw.SeedDir = filepath.Join(sw.Work, "seed")
-	if err := os.MkdirAll(sw.SeedDir, 0o755); err != nil {
+	if b.file, err = sw.MakeTorrent(ctx, "seedbench", cfg.Size, b.tr.announce, cfg.PieceSize); err != nil {
 		return err
 	}
-	b.file = filepath.Join(sw.SeedDir, fmt.Sprintf("seedbench-%d.bin", cfg.size))
-	if err := harness.WriteContent(ctx, b.file, cfg.size, "seedbench"); err != nil {
+	if b.sum, err = harness.SHA256File(b.file); err != nil {
 		return err
 	}
-	if b.sum, err = sha256File(b.file); err != nil {
-		return err
-	}
-	sw.Torrent = filepath.Join(sw.Work, "seedbench.torrent")
-	createArgs := []string{"create", "--no-date", "--force", "--tracker", b.tr.announce, "-o", sw.Torrent}
-	if cfg.pieceSize != "" {
-		createArgs = append(createArgs, "--piece-size", cfg.pieceSize)
-	}
-	create := exec.CommandContext(ctx, sw.Bin, append(createArgs, b.file)...)
-	if out, err := create.CombinedOutput(); err != nil {
-		return fmt.Errorf("aiotorrent create: %v\n%s", err, out)
-	}
-	if sw.MI, err = metainfo.LoadFile(sw.Torrent); err != nil {
-		return err
-	}
-	harness.Progress("torrent %s: %d pieces of %d KiB", sw.MI.InfoHash, sw.MI.Info.NumPieces(), sw.MI.Info.PieceLength>>10)
 
 	if err := b.readQbitPrefs(ctx); err != nil {
 		return err
 	}
 
-	for _, name := range cfg.seeders {
+	for _, name := range cfg.Seeders {
 		b.rows = append(b.rows, &row{name: name})
 	}
 	cond := harness.Watch()
-	for r := range cfg.runs {
+	for r := range cfg.Runs {
 		for i := range b.rows {
 			rw := b.rows[(i+r)%len(b.rows)]
 			m, err := b.download(ctx, rw.name, r)
@@ -261,8 +205,8 @@ func runTo(ctx context.Context, args []string, stdout io.Writer) error {
 			}
 			rw.ok = append(rw.ok, m)
 			harness.Progress("run %d/%d  %-11s transfer %6.3fs %5.0f MiB/s  aria2c start to complete %5.2fs  seeder CPU %6.2fs (idle %.0f%%)  peak RSS %5.0f MiB (anon %4.0f)  aria2c CPU %6.2fs  sent %.3f× size  ready after %.1fs",
-				r+1, cfg.runs, rw.name, m.TransferS, m.MiBps, m.TotalS, m.SeedCPUS, 100*m.IdleCPU,
-				harness.MiB(m.SeedRSS), harness.MiB(m.SeedAnon), m.LeechCPUS, float64(m.Sent)/float64(cfg.size), m.ReadyS)
+				r+1, cfg.Runs, rw.name, m.TransferS, m.MiBps, m.TotalS, m.SeedCPUS, 100*m.IdleCPU,
+				harness.MiB(m.SeedRSS), harness.MiB(m.SeedAnon), m.LeechCPUS, float64(m.Sent)/float64(cfg.Size), m.ReadyS)
 		}
 	}
 	cond.Stop()
@@ -288,7 +232,7 @@ func runTo(ctx context.Context, args []string, stdout io.Writer) error {
 // fresh qbittorrent-nox with the harness's profile runs with, for the
 // report: that nothing limits its upload.
 func (b *bench) readQbitPrefs(ctx context.Context) error {
-	if b.swarm.QbitCmd == "" || !slices.Contains(b.cfg.seeders, harness.ClientQbit) {
+	if b.swarm.QbitCmd == "" || !slices.Contains(b.cfg.Seeders, harness.ClientQbit) {
 		return nil
 	}
 	dir := filepath.Join(b.swarm.Work, "qbit-settings")
@@ -321,7 +265,7 @@ func (b *bench) download(ctx context.Context, name string, r int) (*measure, err
 		}
 	}
 	defer os.RemoveAll(out) // the download, even with -keep
-	if !cfg.keep {
+	if !cfg.Keep {
 		defer os.RemoveAll(home)
 	}
 
@@ -355,7 +299,7 @@ func (b *bench) download(ctx context.Context, name string, r int) (*measure, err
 	}
 	defer func() {
 		s.Proc.Stop()
-		if cfg.keep {
+		if cfg.Keep {
 			os.Rename(seedDir, fmt.Sprintf("%s-%d", seedDir, r+1))
 		} else {
 			os.RemoveAll(seedDir)
@@ -407,10 +351,7 @@ func (b *bench) download(ctx context.Context, name string, r int) (*measure, err
 	// --seed-time=0 so that it stops uploading once complete. Its
 	// JSON-RPC, on 127.0.0.1 only, reports its progress; the harness
 	// tells it to exit once complete (see leecher.go).
-	rpcPort, err := swarmtest.FreePort()
-	for err == nil && rpcPort == leechPort {
-		rpcPort, err = swarmtest.FreePort()
-	}
+	rpcPort, err := harness.FreePortExcept(leechPort)
 	if err != nil {
 		return nil, err
 	}
@@ -422,7 +363,7 @@ func (b *bench) download(ctx context.Context, name string, r int) (*measure, err
 		return nil, err
 	}
 	defer p.Stop()
-	lctx, cancel := context.WithTimeout(ctx, cfg.timeout)
+	lctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	rpc := "http://127.0.0.1:" + strconv.Itoa(rpcPort) + "/jsonrpc"
 	watched := make(chan transfer, 1)
@@ -462,7 +403,7 @@ func (b *bench) download(ctx context.Context, name string, r int) (*measure, err
 		return nil, fmt.Errorf("%s seeder: %w\n%s", name, cpuErr, s.Proc.Tail())
 	}
 	u := p.ExitUsage()
-	m.TotalS, m.TotalMiBps = total.Seconds(), harness.MiB(cfg.size)/total.Seconds()
+	m.TotalS, m.TotalMiBps = total.Seconds(), harness.MiB(cfg.Size)/total.Seconds()
 	rate, span := tr.rate()
 	m.TransferS, m.MiBps, m.Polls = span.Seconds(), rate/(1<<20), tr.polls
 	m.SeedCPUS = (cpu1 - cpu0).Seconds()
@@ -483,37 +424,8 @@ func (b *bench) download(ctx context.Context, name string, r int) (*measure, err
 		return nil, fmt.Errorf("%s seeder: upload counter: %w", name, err)
 	}
 	m.Sent = sent1 - sent0
-	if err := b.verify(filepath.Join(out, sw.MI.Info.Name)); err != nil {
+	if err := harness.VerifyFile(filepath.Join(out, sw.MI.Info.Name), cfg.Size, b.sum); err != nil {
 		return nil, fmt.Errorf("download not identical to the source: %w", err)
 	}
 	return m, nil
-}
-
-// verify checks that the downloaded file is the content, byte for byte.
-func (b *bench) verify(path string) error {
-	st, err := os.Stat(path)
-	if err != nil {
-		return err
-	}
-	if st.Size() != b.cfg.size {
-		return fmt.Errorf("%s: %d bytes, want %d", path, st.Size(), b.cfg.size)
-	}
-	sum, err := sha256File(path)
-	if err != nil {
-		return err
-	}
-	if sum != b.sum {
-		return fmt.Errorf("%s: SHA-256 %x, want %x", path, sum, b.sum)
-	}
-	return nil
-}
-
-func sha256File(path string) ([sha256.Size]byte, error) {
-	var sum [sha256.Size]byte
-	h := sha256.New()
-	if err := harness.CopyFile(h, path); err != nil {
-		return sum, err
-	}
-	h.Sum(sum[:0])
-	return sum, nil
 }

@@ -79,7 +79,7 @@ func (b *bench) summarize() []*summary {
 			s.MedianTransferS = median(col(timed(func(m *measure) float64 { return m.TransferS })))
 		}
 		s.MedianTotalS = median(col(func(m *measure) float64 { return m.TotalS }))
-		s.TotalMiBps = harness.MiB(b.cfg.size) / s.MedianTotalS
+		s.TotalMiBps = harness.MiB(b.cfg.Size) / s.MedianTotalS
 		s.MedianSeedCPUS = median(col(func(m *measure) float64 { return m.SeedCPUS }))
 		s.MedianIdleCPU = median(col(func(m *measure) float64 { return m.IdleCPU }))
 		s.MedianLeechCPUS = median(col(func(m *measure) float64 { return m.LeechCPUS }))
@@ -89,7 +89,7 @@ func (b *bench) summarize() []*summary {
 			s.PeakRSS, s.PeakAnon = max(s.PeakRSS, m.SeedRSS), max(s.PeakAnon, m.SeedAnon)
 			sent += m.Sent
 		}
-		s.SentPerSize = float64(sent) / (float64(b.cfg.size) * float64(len(rw.ok)))
+		s.SentPerSize = float64(sent) / (float64(b.cfg.Size) * float64(len(rw.ok)))
 	}
 	if ours == nil || ours.RunsOK == 0 {
 		return out
@@ -157,11 +157,11 @@ func (b *bench) report(w io.Writer, root, goCmd string, cond *harness.Conditions
 	fmt.Fprintf(w, "- Go: %s; aiotorrent built from %s%s\n", harness.CmdLine(goCmd, "version"), root, harness.VCSInfo(root))
 	b.swarm.Versions(w)
 	fmt.Fprintf(w, "- content: one file of %d bytes (%.0f MiB), %d pieces of %d KiB; tracker %s (in the harness)\n",
-		cfg.size, harness.MiB(cfg.size), mi.Info.NumPieces(), mi.Info.PieceLength>>10, b.tr.announce)
+		cfg.Size, harness.MiB(cfg.Size), mi.Info.NumPieces(), mi.Info.PieceLength>>10, b.tr.announce)
 	fmt.Fprintf(w, "- leecher: aria2c (`--seed-time=0`, default limits), a fresh process per download into an empty folder; the tracker gives it the one seeder and no one else, and never gives the seeder the leecher\n")
 	fmt.Fprintf(w, "- seeders, one at a time, a fresh process and profile per download: ")
 	var names []string
-	for _, n := range cfg.seeders {
+	for _, n := range cfg.Seeders {
 		switch n {
 		case harness.ClientOurs:
 			names = append(names, "`aiotorrent seed` with its defaults")
@@ -174,13 +174,13 @@ func (b *bench) report(w io.Writer, root, goCmd string, cond *harness.Conditions
 		}
 	}
 	fmt.Fprintf(w, "%s\n", strings.Join(names, "; "))
-	fmt.Fprintf(w, "- runs: %d per seeder, order rotated each run; every download checked with SHA-256 against the source\n\n", cfg.runs)
+	fmt.Fprintf(w, "- runs: %d per seeder, order rotated each run; every download checked with SHA-256 against the source\n\n", cfg.Runs)
 
 	fmt.Fprintln(w, "| seeder | runs ok | transfer MiB/s | min | max | vs ours | median transfer s | aria2c start to complete s | MiB/s over it | vs ours | seeder CPU s | vs ours | seeder idle CPU | seeder peak RSS MiB | peak anon MiB | aria2c CPU s | sent ÷ size | ready s |")
 	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 	for _, s := range sum {
 		if s.RunsOK == 0 {
-			fmt.Fprintf(w, "| %s | 0/%d | **FAIL** | | | | | | | | | | | | | | | |\n", label(s.Seeder), cfg.runs)
+			fmt.Fprintf(w, "| %s | 0/%d | **FAIL** | | | | | | | | | | | | | | | |\n", label(s.Seeder), cfg.Runs)
 			continue
 		}
 		transfer := "| n/a | | | | "
@@ -188,7 +188,7 @@ func (b *bench) report(w io.Writer, root, goCmd string, cond *harness.Conditions
 			transfer = fmt.Sprintf("| %.0f | %.0f | %.0f | %s | %.3f ", s.MiBps, s.MinMiBps, s.MaxMiBps, ratio(s.MiBpsVsOurs), s.MedianTransferS)
 		}
 		fmt.Fprintf(w, "| %s | %d/%d %s| %.2f | %.0f | %s | %.2f | %s | %.0f%% | %.0f | %.0f | %.2f | %.3f | %.1f |\n",
-			label(s.Seeder), s.RunsOK, cfg.runs, transfer, s.MedianTotalS, s.TotalMiBps, ratio(s.TotalVsOurs),
+			label(s.Seeder), s.RunsOK, cfg.Runs, transfer, s.MedianTotalS, s.TotalMiBps, ratio(s.TotalVsOurs),
 			s.MedianSeedCPUS, ratio(s.CPUVsOurs), 100*s.MedianIdleCPU, harness.MiB(s.PeakRSS), harness.MiB(s.PeakAnon),
 			s.MedianLeechCPUS, s.SentPerSize, s.MedianReadyS)
 	}
@@ -239,7 +239,7 @@ func (b *bench) report(w io.Writer, root, goCmd string, cond *harness.Conditions
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| run | seeder | transfer s | MiB/s | vs ours | aria2c start to complete s | seeder CPU s | vs ours | seeder idle CPU | aria2c CPU s | sent ÷ size | listed as seeder |")
 	fmt.Fprintln(w, "|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|")
-	for r := 1; r <= cfg.runs; r++ {
+	for r := 1; r <= cfg.Runs; r++ {
 		var ours *measure
 		var round []*measure
 		for _, rw := range b.rows {
@@ -272,7 +272,7 @@ func (b *bench) report(w io.Writer, root, goCmd string, cond *harness.Conditions
 			}
 			fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %.2f | %.2f | %s | %.0f%% | %.2f | %.3f | %s |\n",
 				r, label(m.Seeder), transfer, rate, vsRate, m.TotalS, m.SeedCPUS, vsCPU, 100*m.IdleCPU, m.LeechCPUS,
-				float64(m.Sent)/float64(cfg.size), listed)
+				float64(m.Sent)/float64(cfg.Size), listed)
 		}
 	}
 	fmt.Fprintln(w)
@@ -285,10 +285,7 @@ func (b *bench) report(w io.Writer, root, goCmd string, cond *harness.Conditions
 		fmt.Fprintln(w, "Every download was complete and identical to the source.")
 		return
 	}
-	fmt.Fprintf(w, "**FAIL**:\n\n")
-	for _, f := range failures {
-		fmt.Fprintf(w, "```\n%s\n```\n", strings.TrimSpace(f))
-	}
+	harness.WriteFailures(w, failures, nil)
 }
 
 // jsonReport is what -json writes.
@@ -324,10 +321,10 @@ func (b *bench) writeJSON(path, root, goCmd string, cond *harness.Conditions, su
 		CPUStall:    cond.CPUStall,
 		IOStall:     cond.IOStall,
 		Rewarms:     b.rewarms,
-		SizeBytes:   b.cfg.size,
+		SizeBytes:   b.cfg.Size,
 		PieceLength: mi.Info.PieceLength,
 		Pieces:      mi.Info.NumPieces(),
-		Runs:        b.cfg.runs,
+		Runs:        b.cfg.Runs,
 		Leecher:     harness.CmdLine(b.swarm.Aria2Cmd, "--version"),
 		Seeders:     sum,
 		Downloads:   []*measure{},

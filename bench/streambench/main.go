@@ -71,7 +71,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -82,7 +81,6 @@ import (
 	"time"
 
 	"github.com/aiotorrent/aiotorrent/bench/internal/harness"
-	"github.com/aiotorrent/aiotorrent/metainfo"
 	"github.com/aiotorrent/aiotorrent/tracker/server"
 )
 
@@ -90,42 +88,29 @@ import (
 const seekRead = 256 << 10
 
 type config struct {
-	size, cache, overhead int64
-	seeks, runs           int
-	seeders               []string
-	timeout               time.Duration
-	dir                   string
-	keep                  bool
+	harness.Common
+	cache, overhead int64
+	seeks           int
 }
 
 func main() { harness.Main("streambench", run) }
 
 func parseArgs(args []string) (*config, error) {
-	fs := flag.NewFlagSet("streambench", flag.ContinueOnError)
-	size := fs.String("size", "1G", "content `SIZE` in bytes, or with a binary unit: 256M, 1G")
-	cache := fs.String("cache", "64M", "the stream process's --cache `SIZE`")
-	seeks := fs.Int("seeks", 50, "random-offset requests per run")
-	runs := fs.Int("runs", 3, "stream processes and downloads to time, `N`")
-	seeders := fs.String("seeders", "all", "comma-separated `CLIENTS` to seed: aria2c, qbittorrent, libtorrent, ours, or all")
-	overhead := fs.String("overhead", "96M", "fail if the stream process's peak RSS exceeds -cache plus `SIZE`; 0 only reports")
-	timeout := fs.Duration("timeout", 0, "give up on one stream process or download after `D` (default 1 minute plus 1 second per 2 MiB)")
-	dir := fs.String("dir", "", "work in a new folder inside `DIR` (default $TMPDIR); it needs twice -size free")
-	keep := fs.Bool("keep", false, "keep the work folder: the content, the torrent, every program's log and the strace output")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: go run ./bench/streambench [-size 1G] [-cache 64M] [-seeks 50] [-runs 3] [-seeders all] [-overhead 96M] [-timeout D] [-dir DIR] [-keep]")
-		fs.PrintDefaults()
-	}
-	if err := harness.ParseFlags(fs, args); err != nil {
+	c := &config{}
+	f := harness.NewFlags("streambench", "[-size 1G] [-cache 64M] [-seeks 50] [-runs 3] [-seeders all] [-overhead 96M] [-timeout D] [-dir DIR] [-keep]", &c.Common)
+	f.Size("content `SIZE` in bytes, or with a binary unit: 256M, 1G", 4<<20, "4 MiB")
+	cache := f.FS.String("cache", "64M", "the stream process's --cache `SIZE`")
+	f.FS.IntVar(&c.seeks, "seeks", 50, "random-offset requests per run")
+	f.Runs(3, "stream processes and downloads to time, `N`")
+	f.Seeders("all", "comma-separated `CLIENTS` to seed: aria2c, qbittorrent, libtorrent, ours, or all")
+	overhead := f.FS.String("overhead", "96M", "fail if the stream process's peak RSS exceeds -cache plus `SIZE`; 0 only reports")
+	f.Timeout("stream process or download")
+	f.Dir(harness.WorkDirUsage)
+	f.Keep("keep the work folder: the content, the torrent, every program's log and the strace output")
+	if err := f.Parse(args); err != nil {
 		return nil, err
 	}
-	c := &config{seeks: *seeks, runs: *runs, timeout: *timeout, dir: *dir, keep: *keep}
 	var err error
-	if c.size, err = harness.ParseSize(*size); err != nil {
-		return nil, fmt.Errorf("-size: %w", err)
-	}
-	if c.size < 4<<20 {
-		return nil, fmt.Errorf("-size: %s is less than 4 MiB", *size)
-	}
 	if c.cache, err = harness.ParseSize(*cache); err != nil {
 		return nil, fmt.Errorf("-cache: %w", err)
 	}
@@ -134,19 +119,8 @@ func parseArgs(args []string) (*config, error) {
 			return nil, fmt.Errorf("-overhead: %w", err)
 		}
 	}
-	if c.runs < 1 || c.seeks < 0 {
-		return nil, errors.New("-runs must be at least 1 and -seeks at least 0")
-	}
-	if c.seeders, err = harness.ParseClients(*seeders); err != nil {
-		return nil, fmt.Errorf("-seeders: %w", err)
-	}
-	if c.timeout == 0 {
-		c.timeout = time.Minute + time.Duration(c.size/(2<<20))*time.Second
-	}
-	if c.dir != "" {
-		if err := harness.CheckDir("-dir", c.dir); err != nil {
-			return nil, err
-		}
+	if c.seeks < 0 {
+		return nil, errors.New("-seeks must be at least 0")
 	}
 	return c, nil
 }
@@ -173,7 +147,7 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	b := &bench{cfg: cfg, swarm: &harness.Swarm{}}
-	if err := b.swarm.FindClients(cfg.seeders, "-seeders"); err != nil {
+	if err := b.swarm.FindClients(cfg.Seeders, "-seeders"); err != nil {
 		return err
 	}
 	if b.strace, err = exec.LookPath("strace"); err == nil {
@@ -182,7 +156,7 @@ func run(ctx context.Context, args []string) error {
 		}
 	}
 	sw := b.swarm
-	w, err := harness.Workspace(ctx, cfg.dir, "streambench", 2*cfg.size+256<<20, "the content and one download", cfg.keep)
+	w, err := harness.Workspace(ctx, cfg.Dir, "streambench", 2*cfg.Size+256<<20, "the content and one download", cfg.Keep)
 	if err != nil {
 		return err
 	}
@@ -198,42 +172,24 @@ func run(ctx context.Context, args []string) error {
 	}
 	defer stopTracker()
 
-	sw.SeedDir = filepath.Join(b.work, "seed")
-	if err := os.MkdirAll(sw.SeedDir, 0o755); err != nil {
-		return err
-	}
-	b.file = filepath.Join(sw.SeedDir, fmt.Sprintf("streambench-%d.bin", cfg.size))
-	if err := harness.WriteContent(ctx, b.file, cfg.size, "streambench"); err != nil {
+	if b.file, err = sw.MakeTorrent(ctx, "streambench", cfg.Size, announce, ""); err != nil {
 		return err
 	}
 	if b.src, err = mapFile(b.file); err != nil {
 		return err
 	}
 	defer syscall.Munmap(b.src)
-	sw.Torrent = filepath.Join(b.work, "streambench.torrent")
-	create := exec.CommandContext(ctx, sw.Bin, "create", "--no-date", "--force", "--tracker", announce, "-o", sw.Torrent, b.file)
-	if out, err := create.CombinedOutput(); err != nil {
-		return fmt.Errorf("aiotorrent create: %v\n%s", err, out)
-	}
-	if sw.MI, err = metainfo.LoadFile(sw.Torrent); err != nil {
+
+	if b.seeders, err = sw.StartSeeders(ctx, cfg.Seeders); err != nil {
 		return err
 	}
-	harness.Progress("torrent %s: %d pieces of %d KiB", sw.MI.InfoHash, sw.MI.Info.NumPieces(), sw.MI.Info.PieceLength>>10)
-
-	for _, name := range cfg.seeders {
-		start := time.Now()
-		s, err := sw.StartSeeder(ctx, name)
-		if err != nil {
-			return err
-		}
-		b.seeders = append(b.seeders, s)
+	for _, s := range b.seeders {
 		b.peers = append(b.peers, "--peer", s.Addr.String())
-		harness.Progress("seeder %-11s serving on %v (ready after %.1fs)", name, s.Addr, time.Since(start).Seconds())
 	}
 
 	cond := harness.Watch()
 	rewarms := 0
-	for r := range cfg.runs {
+	for r := range cfg.Runs {
 		n, err := harness.KeepCached(b.file, "the content")
 		if err != nil {
 			return err
@@ -259,7 +215,7 @@ func run(ctx context.Context, args []string) error {
 			}
 		}
 		harness.Progress("run %d/%d  first byte %s  stream %.2fs  download %.2fs  seeks median %s  peak RSS %.0f MiB",
-			r+1, cfg.runs, ms(res.firstByte), res.streamWall.Seconds(), res.downloadWall.Seconds(), ms(percentile(res.seeks, 50)), harness.MiB(res.hwmEnd))
+			r+1, cfg.Runs, ms(res.firstByte), res.streamWall.Seconds(), res.downloadWall.Seconds(), ms(percentile(res.seeks, 50)), harness.MiB(res.hwmEnd))
 	}
 	cond.Stop()
 
@@ -274,12 +230,7 @@ func run(ctx context.Context, args []string) error {
 		}
 	}
 
-	var gone []string
-	for _, s := range b.seeders {
-		if s.Proc.HasExited() {
-			gone = append(gone, fmt.Sprintf("%v\n%s", s.Proc.ExitError(), s.Proc.Tail()))
-		}
-	}
+	gone := harness.Exited(b.seeders)
 	failures := b.report(os.Stdout, w.Root, w.GoCmd, cond, rewarms, gone)
 	if failures > 0 {
 		return fmt.Errorf("%d failures (see the report)", failures)
@@ -313,7 +264,7 @@ func (b *bench) downloadRun(ctx context.Context, r int, res *runResult) error {
 		return err
 	}
 	defer os.RemoveAll(out)
-	ctx, cancel := context.WithTimeout(ctx, b.cfg.timeout)
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
 	argv := append([]string{b.swarm.Bin, "download", "-o", out, "--listen", "127.0.0.1:0", "--no-trackers", "--json", "--progress-every", "1s"}, b.peers...)
 	var fetched atomic.Int64 // downloaded_bytes of its last JSON line
@@ -345,7 +296,7 @@ func (b *bench) downloadRun(ctx context.Context, r int, res *runResult) error {
 		return fmt.Errorf("download: %d bytes, differing from the source at byte %d", len(got), off)
 	}
 	res.downloadWall, res.downloadFetched = wall, fetched.Load()
-	if !b.cfg.keep {
+	if !b.cfg.Keep {
 		os.Remove(out + ".log")
 	}
 	return nil

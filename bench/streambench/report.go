@@ -32,11 +32,11 @@ func (b *bench) report(w io.Writer, root, goCmd string, cond *harness.Conditions
 	fmt.Fprintf(w, "- Go: %s; aiotorrent built from %s%s\n", harness.CmdLine(goCmd, "version"), root, harness.VCSInfo(root))
 	b.swarm.Versions(w)
 	fmt.Fprintf(w, "- content: one file of %d bytes (%.0f MiB), %d pieces of %d KiB\n",
-		cfg.size, harness.MiB(cfg.size), mi.Info.NumPieces(), mi.Info.PieceLength>>10)
+		cfg.Size, harness.MiB(cfg.Size), mi.Info.NumPieces(), mi.Info.PieceLength>>10)
 	fmt.Fprintf(w, "- seeders: %s, all on 127.0.0.1, serving one copy of the content; given to our processes with `--no-trackers --peer`\n", b.peerList())
 	fmt.Fprintf(w, "- stream: `aiotorrent stream --cache %d` (%.0f MiB), a fresh process per run; download: `aiotorrent download` into the page cache, in the same run, first in turn with the stream\n",
 		cfg.cache, harness.MiB(cfg.cache))
-	fmt.Fprintf(w, "- runs: %d; %d seeks per run, each reading %d KiB; every byte read is compared with the source\n\n", cfg.runs, cfg.seeks, seekRead>>10)
+	fmt.Fprintf(w, "- runs: %d; %d seeks per run, each reading %d KiB; every byte read is compared with the source\n\n", cfg.Runs, cfg.seeks, seekRead>>10)
 
 	var failures []string
 	var startups, firsts, seeks, streams, downloads []time.Duration
@@ -79,7 +79,7 @@ func (b *bench) report(w io.Writer, root, goCmd string, cond *harness.Conditions
 	fmt.Fprintf(w, "\n### Throughput\n\nStream: `GET /files/0` of the whole file, request to last byte. Download: process start to exit. \"fetched ÷ size\": payload the process received (its `downloaded_bytes`) over the file size; above 1 means blocks fetched twice (end game, or a reader's urgent piece asked of a second peer).\n\n")
 	fmt.Fprintln(w, "| run | stream s | stream MiB/s | download s | download MiB/s | stream ÷ download | stream fetched ÷ size | download fetched ÷ size |")
 	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|")
-	rate := func(d time.Duration) float64 { return harness.MiB(cfg.size) / d.Seconds() }
+	rate := func(d time.Duration) float64 { return harness.MiB(cfg.Size) / d.Seconds() }
 	cell := func(d time.Duration) (string, string) {
 		if d <= 0 {
 			return "**FAIL**", ""
@@ -97,7 +97,7 @@ func (b *bench) report(w io.Writer, root, goCmd string, cond *harness.Conditions
 			if n <= 0 {
 				return ""
 			}
-			return fmt.Sprintf("%.3f", float64(n)/float64(cfg.size))
+			return fmt.Sprintf("%.3f", float64(n)/float64(cfg.Size))
 		}
 		fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %s | %s | %s |\n", i+1, ss, sr, ds, dr, ratio, share(r.fetched), share(r.downloadFetched))
 	}
@@ -112,7 +112,7 @@ func (b *bench) report(w io.Writer, root, goCmd string, cond *harness.Conditions
 		fmt.Fprintf(w, "; it must stay within the cache + %.0f MiB", harness.MiB(cfg.overhead))
 	}
 	fmt.Fprintln(w, ".")
-	if cfg.size < 16*cfg.cache {
+	if cfg.Size < 16*cfg.cache {
 		fmt.Fprintf(w, "**The file is less than 16 times the cache: these figures say little about a bounded cache.**\n")
 	}
 	fmt.Fprintln(w, "\n| run | cache MiB | peak RSS after the file MiB | peak RSS after the seeks MiB | RSS at the end MiB | peak − cache MiB | check |")
@@ -167,13 +167,7 @@ func (b *bench) report(w io.Writer, root, goCmd string, cond *harness.Conditions
 		fmt.Fprintln(w, "Every run completed; every byte streamed was identical to the source.")
 		return 0
 	}
-	fmt.Fprintf(w, "**FAIL**:\n\n")
-	for _, f := range failures {
-		fmt.Fprintf(w, "```\n%s\n```\n", strings.TrimSpace(f))
-	}
-	for _, g := range gone {
-		fmt.Fprintf(w, "Seeder exited during the runs:\n\n```\n%s\n```\n", strings.TrimSpace(g))
-	}
+	harness.WriteFailures(w, failures, gone)
 	return len(failures) + len(gone)
 }
 

@@ -312,7 +312,7 @@ func (s *session) close() {
 // streamRun is one timed run of a fresh stream process: first byte,
 // whole file, seeks, memory, and the sandbox check.
 func (b *bench) streamRun(ctx context.Context, r int, res *runResult) error {
-	ctx, cancel := context.WithTimeout(ctx, b.cfg.timeout)
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
 	s, err := b.startStream(ctx, fmt.Sprintf("stream-%d", r+1), "")
 	if err != nil {
@@ -348,7 +348,7 @@ func (b *bench) streamRun(ctx context.Context, r int, res *runResult) error {
 	if len(res.leftovers) > 0 {
 		return fmt.Errorf("stream wrote into its sandbox: %s", strings.Join(res.leftovers, ", "))
 	}
-	if !b.cfg.keep {
+	if !b.cfg.Keep {
 		os.RemoveAll(s.sandbox)
 		os.Remove(s.p.LogPath)
 	}
@@ -359,8 +359,8 @@ func (b *bench) streamRun(ctx context.Context, r int, res *runResult) error {
 // lists the system calls that create, write, rename or remove a file
 // outside /dev, /proc and /sys.
 func (b *bench) traceRun(ctx context.Context, res *traceResult) error {
-	harness.Progress("strace run: streaming %.0f MiB and seeking under strace -f", harness.MiB(b.cfg.size))
-	ctx, cancel := context.WithTimeout(ctx, 2*b.cfg.timeout)
+	harness.Progress("strace run: streaming %.0f MiB and seeking under strace -f", harness.MiB(b.cfg.Size))
+	ctx, cancel := context.WithTimeout(ctx, 2*b.cfg.Timeout)
 	defer cancel()
 	traceFile := filepath.Join(b.work, "stream-strace.trace")
 	s, err := b.startStream(ctx, "stream-strace", traceFile)

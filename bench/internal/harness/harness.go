@@ -1,14 +1,17 @@
 //go:build linux
 
 // Package harness holds what the benchmark programs under bench
-// (createbench, dlbench, streambench) share: starting and stopping the
-// program, building cmd/aiotorrent, writing the test content and keeping
-// it in the page cache, recording the load on the machine during the
-// runs, and the head of the Markdown report; and, for dlbench and
-// streambench, the programs they start and the CPU time and memory those
-// use (proc.go), the four clients as seeders on loopback (seeders.go),
-// and the qBittorrent and libtorrent processes that dlbench also runs as
-// leechers (qbittorrent.go, libtorrent.go).
+// (createbench, dlbench, seedbench, streambench) share: the flags they
+// have in common (flags.go), starting and stopping the program, building
+// cmd/aiotorrent, writing the test content and keeping it in the page
+// cache, recording the load on the machine during the runs, and the head
+// of the Markdown report; and, for dlbench, seedbench and streambench, the
+// programs they start and the CPU time and memory those use (proc.go), the
+// four clients as seeders on loopback (seeders.go), and the qBittorrent
+// and libtorrent processes that dlbench also runs as leechers
+// (qbittorrent.go, libtorrent.go). For seedbench, tree.go counts the CPU
+// time of a process with its descendants' and qbitprefs.go reads
+// qBittorrent's settings.
 //
 // It runs on Linux only: it reads /proc and uses mincore(2).
 package harness
@@ -16,6 +19,7 @@ package harness
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -26,8 +30,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 	"unsafe"
@@ -57,45 +59,6 @@ func Main(name string, run func(ctx context.Context, args []string) error) {
 // Progress writes a line of progress to standard error.
 func Progress(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, format+"\n", args...)
-}
-
-// ParseSize reads "1073741824", "1G", "1GiB", "256M", "512K".
-func ParseSize(s string) (int64, error) {
-	t := strings.ToUpper(strings.TrimSpace(s))
-	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "I")
-	mult := int64(1)
-	if t != "" {
-		if i := strings.IndexByte("KMGT", t[len(t)-1]); i >= 0 {
-			mult = 1 << (10 * (i + 1))
-			t = t[:len(t)-1]
-		}
-	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n <= 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("%q is not a size such as 256M or 1G", s)
-	}
-	return n * mult, nil
-}
-
-// ParseFlags parses args with fs and fails if any is left that is not a
-// flag.
-func ParseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %q", fs.Args())
-	}
-	return nil
-}
-
-// CheckDir fails unless dir is an existing folder; flagName names the
-// flag that gave it, for the message.
-func CheckDir(flagName, dir string) error {
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return fmt.Errorf("%s %s: not an existing folder", flagName, dir)
-	}
-	return nil
 }
 
 // FindGo returns the go command: the one in PATH, else the one in $GOROOT.
@@ -216,6 +179,37 @@ func CopyFile(w io.Writer, path string) error {
 	defer f.Close()
 	_, err = io.CopyBuffer(w, struct{ io.Reader }{f}, make([]byte, chunkSize))
 	return err
+}
+
+// SHA256File returns the SHA-256 of the file at path.
+func SHA256File(path string) ([sha256.Size]byte, error) {
+	var sum [sha256.Size]byte
+	h := sha256.New()
+	if err := CopyFile(h, path); err != nil {
+		return sum, err
+	}
+	h.Sum(sum[:0])
+	return sum, nil
+}
+
+// VerifyFile checks that the file at path is size bytes with the SHA-256
+// sum: a download identical to the content, byte for byte.
+func VerifyFile(path string, size int64, sum [sha256.Size]byte) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if st.Size() != size {
+		return fmt.Errorf("%s: %d bytes, want %d", path, st.Size(), size)
+	}
+	got, err := SHA256File(path)
+	if err != nil {
+		return err
+	}
+	if got != sum {
+		return fmt.Errorf("%s: SHA-256 %x, want %x", path, got, sum)
+	}
+	return nil
 }
 
 // KeepCached makes sure the whole file at path is in the page cache,

@@ -56,10 +56,7 @@ func (sw *Swarm) StartQbit(ctx context.Context, name, dir string) (*Qbit, error)
 	if err != nil {
 		return nil, err
 	}
-	webPort, err := swarmtest.FreePort()
-	for err == nil && webPort == port {
-		webPort, err = swarmtest.FreePort()
-	}
+	webPort, err := FreePortExcept(port)
 	if err != nil {
 		return nil, err
 	}

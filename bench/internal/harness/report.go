@@ -57,6 +57,18 @@ func WriteHeader(w io.Writer, name, nprocNote string, c *Conditions) {
 	fmt.Fprintf(w, "- during the runs, some task was waiting for a CPU %s of the time, for I/O %s (Linux PSI)\n", c.CPUStall, c.IOStall)
 }
 
+// WriteFailures writes the list of failures that ends a report: each of
+// failures in a code block, then each seeder gone (see [Exited]).
+func WriteFailures(w io.Writer, failures, gone []string) {
+	fmt.Fprintf(w, "**FAIL**:\n\n")
+	for _, f := range failures {
+		fmt.Fprintf(w, "```\n%s\n```\n", strings.TrimSpace(f))
+	}
+	for _, g := range gone {
+		fmt.Fprintf(w, "Seeder exited during the runs:\n\n```\n%s\n```\n", strings.TrimSpace(g))
+	}
+}
+
 // CmdLine returns the first line of a command's output, or "unknown": a
 // program's version.
 func CmdLine(name string, args ...string) string {

@@ -108,6 +108,38 @@ type Seeder struct {
 	Uploaded func(ctx context.Context) (int64, error)
 }
 
+// MakeTorrent writes the content, size pseudo-random bytes seeded with
+// name (see [WriteContent]), to NAME-SIZE.bin in a new folder SeedDir,
+// Work/seed, and a torrent of it that announces to announce to Torrent,
+// Work/NAME.torrent, with aiotorrent create (--piece-size pieceSize unless
+// it is empty). It loads the torrent into MI and returns the content's
+// path.
+func (sw *Swarm) MakeTorrent(ctx context.Context, name string, size int64, announce, pieceSize string) (string, error) {
+	sw.SeedDir = filepath.Join(sw.Work, "seed")
+	if err := os.MkdirAll(sw.SeedDir, 0o755); err != nil {
+		return "", err
+	}
+	file := filepath.Join(sw.SeedDir, fmt.Sprintf("%s-%d.bin", name, size))
+	if err := WriteContent(ctx, file, size, name); err != nil {
+		return "", err
+	}
+	sw.Torrent = filepath.Join(sw.Work, name+".torrent")
+	args := []string{"create", "--no-date", "--force", "--tracker", announce, "-o", sw.Torrent}
+	if pieceSize != "" {
+		args = append(args, "--piece-size", pieceSize)
+	}
+	create := exec.CommandContext(ctx, sw.Bin, append(args, file)...)
+	if out, err := create.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("aiotorrent create: %v\n%s", err, out)
+	}
+	var err error
+	if sw.MI, err = metainfo.LoadFile(sw.Torrent); err != nil {
+		return "", err
+	}
+	Progress("torrent %s: %d pieces of %d KiB", sw.MI.InfoHash, sw.MI.Info.NumPieces(), sw.MI.Info.PieceLength>>10)
+	return file, nil
+}
+
 // FindClients finds the programs the clients named need, failing with
 // the Debian package to install if one is missing; flags names the flags
 // that chose the clients, for that message ("-seeders").
@@ -188,6 +220,45 @@ func (sw *Swarm) StartSeeder(ctx context.Context, name string) (*Seeder, error) 
 	return s, nil
 }
 
+// StartSeeders starts the seeders named, one after the other (each checks
+// the whole content, and two checking at once on 2 cores would only slow
+// both), and says on standard error when each serves.
+func (sw *Swarm) StartSeeders(ctx context.Context, names []string) ([]*Seeder, error) {
+	var seeders []*Seeder
+	for _, name := range names {
+		start := time.Now()
+		s, err := sw.StartSeeder(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		seeders = append(seeders, s)
+		Progress("seeder %-11s serving on %v (ready after %.1fs)", name, s.Addr, time.Since(start).Seconds())
+	}
+	return seeders, nil
+}
+
+// Exited describes each of seeders that has exited: its exit error and
+// the end of its output.
+func Exited(seeders []*Seeder) []string {
+	var gone []string
+	for _, s := range seeders {
+		if s.Proc.HasExited() {
+			gone = append(gone, fmt.Sprintf("%v\n%s", s.Proc.ExitError(), s.Proc.Tail()))
+		}
+	}
+	return gone
+}
+
+// FreePortExcept returns a free TCP port on 127.0.0.1 other than port,
+// one picked earlier that nothing listens on yet.
+func FreePortExcept(port int) (int, error) {
+	p, err := swarmtest.FreePort()
+	for err == nil && p == port {
+		p, err = swarmtest.FreePort()
+	}
+	return p, err
+}
+
 func (sw *Swarm) oursSeeder(ctx context.Context, dir string) (*Seeder, error) {
 	type event struct {
 		Event    string `json:"event"`
@@ -249,7 +320,7 @@ func (sw *Swarm) aria2Seeder(dir string) (*Seeder, error) {
 	)
 	rpc := ""
 	if sw.CountUploads {
-		rpcPort, err := swarmtest.FreePort()
+		rpcPort, err := FreePortExcept(port)
 		if err != nil {
 			return nil, err
 		}
