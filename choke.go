@@ -40,9 +40,11 @@ func (e *engine) rechoke(now time.Time) {
 		// it gets no regular slot, like a peer that snubs us (its rate
 		// decays but never quite reaches 0, and would keep it the slot).
 		stalled := p.stalled(now, stallTime)
-		// So does a peer unchoked for a while that asks for nothing: the
-		// slot is better used by another.
-		unused := !p.amChoking && now.Sub(p.unchokedAt) >= stallTime && now.Sub(p.requestAt) >= stallTime
+		_, queued := p.backlog()
+		// So does a peer unchoked for a while that asks for nothing (and
+		// has nothing it asked for waiting): the slot is better used by
+		// another.
+		unused := !p.amChoking && now.Sub(p.unchokedAt) >= stallTime && now.Sub(p.requestAt) >= stallTime && queued == 0
 		// Rates over the round just ended (mainline ranks by 20 s
 		// averages): a peer that sent or took nothing in it ranks last,
 		// whatever it did before.
@@ -197,19 +199,28 @@ func (v allowedView) Requested(b picker.Block) bool { return v.p.Requested(b) }
 // in flight with a choke, a flood is hostile.
 const maxChokedRequests = maxPeerRequests
 
-// bothSeeds reports whether p and we have every piece: neither has
-// anything to give the other.
+// bothSeeds reports whether p has every piece and we want none: neither
+// has anything to give the other (a seed wants nothing from us).
 func (e *engine) bothSeeds(p *peerConn) bool {
-	return p.has.Full() && e.picker.HaveBitfield().Full()
+	return p.has.Full() && e.wantNothing()
 }
 
-var errBothSeeds = errors.New("both seeds")
+// wantNothing reports whether we want no piece: we have them all, or
+// those of the files selected, and no reader wants more.
+func (e *engine) wantNothing() bool {
+	return e.picker.HaveBitfield().Full() || (e.picker.Missing() == 0 && !e.streaming)
+}
 
-// dropSeed drops a peer that is a seed like us, and does not dial it
-// again.
+var errBothSeeds = errors.New("a seed, and we want nothing")
+
+// dropSeed drops a seed when we want nothing, and does not dial it
+// again while we want nothing.
 func (e *engine) dropSeed(p *peerConn) {
-	if cand := e.known[p.addr]; cand != nil && p.outgoing {
-		cand.seed = true
-	}
 	e.dropPeer(p, errBothSeeds)
+	if cand := e.known[p.addr]; cand != nil && p.outgoing {
+		// Not dialled while we want nothing; at once when we want more
+		// (a reader comes, a file is selected).
+		cand.seed = true
+		cand.retryAt = time.Time{}
+	}
 }

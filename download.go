@@ -116,13 +116,20 @@ func (t *Torrent) running() *engine {
 // memory when memory > 0. A caller that needs files (a download) says so
 // with needDisk, and is refused a torrent running in memory.
 func (t *Torrent) start(ctx context.Context, o options, needDisk bool, selected []bool) (*engine, error) {
+	e, _, err := t.startOrJoin(ctx, o, needDisk, selected)
+	return e, err
+}
+
+// startOrJoin is start; created reports whether this call started the
+// engine rather than joined one running.
+func (t *Torrent) startOrJoin(ctx context.Context, o options, needDisk bool, selected []bool) (e *engine, created bool, err error) {
 	dir, memory := o.dir, o.memory
 	if t.mi == nil {
-		return nil, ErrNoMetadata
+		return nil, false, ErrNoMetadata
 	}
 	c, err := t.clientOrDefault()
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	t.mu.Lock()
 	for t.starting != nil { // another call is checking the data: wait for it
@@ -131,24 +138,24 @@ func (t *Torrent) start(ctx context.Context, o options, needDisk bool, selected 
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, false, ctx.Err()
 		}
 		t.mu.Lock()
 	}
 	if t.closed {
 		t.mu.Unlock()
-		return nil, fmt.Errorf("torrent %s: %w", t.Name(), ErrClosed)
+		return nil, false, fmt.Errorf("torrent %s: %w", t.Name(), ErrClosed)
 	}
 	if t.eng != nil {
 		defer t.mu.Unlock()
 		if needDisk && t.eng.cache != nil {
-			return nil, fmt.Errorf("torrent %s: %w", t.Name(), ErrInMemory)
+			return nil, false, fmt.Errorf("torrent %s: %w", t.Name(), ErrInMemory)
 		}
 		if dir != "" && t.eng.cache == nil && filepath.Clean(dir) != t.dir {
-			return nil, fmt.Errorf("torrent %s is already downloading into %s", t.Name(), t.dir)
+			return nil, false, fmt.Errorf("torrent %s is already downloading into %s", t.Name(), t.dir)
 		}
 		t.eng.users++
-		return t.eng, nil
+		return t.eng, false, nil
 	}
 	if dir == "" {
 		dir = c.cfg.DataDir
@@ -168,19 +175,19 @@ func (t *Torrent) start(ctx context.Context, o options, needDisk bool, selected 
 	if needDisk {
 		memory = 0
 	}
-	e, err := startEngine(checkCtx, c, t, dir, memory, selected, peers, o.onCheck, o.seedOnly)
+	e, err = startEngine(checkCtx, c, t, dir, memory, selected, peers, o.onCheck, o.seedOnly)
 	cancel()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.starting, t.cancelStart = nil, nil
 	close(starting)
 	if err != nil {
-		return nil, fmt.Errorf("torrent %s: %w", t.Name(), err)
+		return nil, false, fmt.Errorf("torrent %s: %w", t.Name(), err)
 	}
 	if t.closed {
 		t.stopping = append(t.stopping, e)
 		go e.stop()
-		return nil, fmt.Errorf("torrent %s: %w", t.Name(), ErrClosed)
+		return nil, false, fmt.Errorf("torrent %s: %w", t.Name(), ErrClosed)
 	}
 	t.eng = e
 	t.dir = filepath.Clean(dir)
@@ -189,7 +196,7 @@ func (t *Torrent) start(ctx context.Context, o options, needDisk bool, selected 
 		// AddPeers during the data check found no engine to tell.
 		e.addPeers(late)
 	}
-	return e, nil
+	return e, true, nil
 }
 
 // Download fetches one file of the torrent into the download folder and

@@ -105,7 +105,7 @@ type engine struct {
 	onComplete func(piece int) // tests: called on the loop as each piece has all its blocks
 
 	// Streaming (reader.go).
-	streaming  bool           // readers have come: interest in any piece we lack
+	streaming  bool           // readers have come (or may: in memory): interest in any piece we lack
 	cache      *storage.Cache // the storage when in memory, else nil
 	cacheRes   int64          // cache bytes reserved for pieces being verified
 	haveBits   atomicBits     // verified pieces, for readers off the loop
@@ -236,6 +236,9 @@ func startEngine(checkCtx context.Context, c *Client, t *Torrent, dir string, me
 		spare:      bitfield.New(info.NumPieces()),
 	}
 	e.rnd = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	// A torrent in memory is there for readers: it wants, from the start,
+	// any piece a reader may come for (and keeps its seeds).
+	e.streaming = cache != nil
 	if cache == nil {
 		e.rcache = readcache.New(store, info.Length, int(min(info.PieceLength, readUnit)), max(c.cfg.ReadCacheBytes, 2*readUnit))
 	}
@@ -589,9 +592,9 @@ func (e *engine) connectMore(now time.Time) {
 	if e.closed || e.err != nil {
 		return
 	}
-	complete := e.picker.HaveBitfield().Full()
+	wantNothing := e.wantNothing()
 	for a, cand := range e.known {
-		if complete && cand.seed {
+		if wantNothing && cand.seed {
 			continue
 		}
 		if int64(len(e.peers)+e.dialing) >= e.c.perTorrent.Load() {
@@ -1046,10 +1049,10 @@ func (e *engine) onHashed(r hashResult) {
 		w.pieceDone(r.index, e)
 	}
 	e.checkWaiters()
-	if e.picker.HaveBitfield().Full() {
-		if e.announcer != nil {
-			e.announcer.Completed()
-		}
+	if e.picker.HaveBitfield().Full() && e.announcer != nil {
+		e.announcer.Completed()
+	}
+	if e.wantNothing() {
 		for p := range e.peers {
 			if p.has.Full() {
 				e.dropSeed(p)
@@ -1304,12 +1307,19 @@ func (e *engine) onRequest(p *peerConn, m *peer.Message) {
 			})
 		}
 	}
-	if p.amChoking && !slices.Contains(p.allowedOut, m.Index) {
-		reject()
-		if p.chokedReqs++; p.chokedReqs > maxChokedRequests {
-			e.dropPeer(p, errors.New("keeps requesting while choked"))
+	if p.amChoking {
+		// Allowed fast pieces are served while choked, each once or so:
+		// not a piece the peer says it has, nor past the set's worth.
+		fast := slices.Contains(p.allowedOut, m.Index) && !p.has.Has(int(m.Index)) &&
+			p.fastServed+int64(m.Length) <= 2*allowedFastK*e.info.PieceLength
+		if !fast {
+			reject()
+			if p.chokedReqs++; p.chokedReqs > maxChokedRequests {
+				e.dropPeer(p, errors.New("keeps requesting while choked"))
+			}
+			return
 		}
-		return
+		p.fastServed += int64(m.Length)
 	}
 	if !e.picker.Have(int(m.Index)) {
 		reject()
@@ -1336,6 +1346,9 @@ func (e *engine) tick(now time.Time, dt float64) {
 		if !p.snubbed && p.received > 0 {
 			depth := int(p.down.v * queueTime / peer.BlockSize)
 			p.maxReqs = max(minRequests, min(depth, p.reqq))
+		}
+		if p.throttled.Load() {
+			p.lastBlock = now // our download limit holds its blocks back
 		}
 		if len(p.reqs) > 0 && now.Sub(p.lastBlock) > e.c.cfg.RequestTimeout {
 			if p.snubbed {

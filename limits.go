@@ -2,6 +2,7 @@ package aiotorrent
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -11,15 +12,18 @@ import (
 )
 
 // limiter is a token bucket on payload bytes (x/time/rate: a well-kept
-// implementation whose limit changes at run time without losing the
-// tokens already taken). Zero means unlimited; a block never waits then.
+// implementation, safe for concurrent use). Zero means unlimited; a block
+// never waits then. A change of the limit wakes the waits in progress,
+// which take their tokens again under the new limit.
 type limiter struct {
-	on atomic.Bool
-	l  *rate.Limiter
+	on      atomic.Bool
+	l       *rate.Limiter
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced by set
 }
 
 func newLimiter(bytesPerSec int64) *limiter {
-	l := &limiter{l: rate.NewLimiter(rate.Inf, peer.BlockSize)}
+	l := &limiter{l: rate.NewLimiter(rate.Inf, peer.BlockSize), changed: make(chan struct{})}
 	l.set(bytesPerSec)
 	return l
 }
@@ -29,13 +33,18 @@ func (l *limiter) set(bytesPerSec int64) {
 	if bytesPerSec <= 0 {
 		l.on.Store(false)
 		l.l.SetLimit(rate.Inf)
-		return
+	} else {
+		// A burst of a tenth of a second (at least a block) keeps the
+		// rate even over any second while letting a block through at a
+		// time.
+		l.l.SetBurst(int(max(peer.BlockSize, bytesPerSec/10)))
+		l.l.SetLimit(rate.Limit(bytesPerSec))
+		l.on.Store(true)
 	}
-	// A burst of a tenth of a second (at least a block) keeps the rate
-	// even over any second while letting a block through at a time.
-	l.l.SetBurst(int(max(peer.BlockSize, bytesPerSec/10)))
-	l.l.SetLimit(rate.Limit(bytesPerSec))
-	l.on.Store(true)
+	l.mu.Lock()
+	close(l.changed)
+	l.changed = make(chan struct{})
+	l.mu.Unlock()
 }
 
 // limit returns the rate in bytes per second, 0 when unlimited.
@@ -46,21 +55,49 @@ func (l *limiter) limit() int64 {
 	return int64(l.l.Limit())
 }
 
-// wait takes n bytes' worth of tokens from each limiter, waiting for them;
-// it returns early with ctx's error.
+// wait takes n bytes' worth of tokens (n is at most a block, which the
+// burst always holds), waiting for them.
+func (l *limiter) wait(ctx context.Context, n int) error {
+	for l.on.Load() {
+		l.mu.Lock()
+		changed := l.changed
+		l.mu.Unlock()
+		r := l.l.ReserveN(time.Now(), min(n, l.l.Burst()))
+		d := r.Delay()
+		if d == 0 {
+			return nil
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
+			t.Stop()
+			r.Cancel()
+			return ctx.Err()
+		case <-changed:
+			t.Stop()
+			r.Cancel()
+		}
+	}
+	return nil
+}
+
+// limited reports whether any of ls has a limit.
+func limited(ls ...*limiter) bool {
+	for _, l := range ls {
+		if l.on.Load() {
+			return true
+		}
+	}
+	return false
+}
+
+// waitAll takes n bytes' worth of tokens from each limiter, waiting for
+// them; it returns early with ctx's error.
 func waitAll(ctx context.Context, n int, ls ...*limiter) error {
 	for _, l := range ls {
-		if l == nil || !l.on.Load() {
-			continue
-		}
-		if n > l.l.Burst() {
-			// The limit was lowered under a block in flight.
-			if err := l.l.WaitN(ctx, l.l.Burst()); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := l.l.WaitN(ctx, n); err != nil {
+		if err := l.wait(ctx, n); err != nil {
 			return err
 		}
 	}

@@ -38,6 +38,9 @@ type peerConn struct {
 	cancel  context.CancelFunc
 	sent    atomic.Int64 // payload bytes written, by the writer
 	writing atomic.Int64 // when the writer began its current write (unix ns), 0 when idle
+	// throttled: the reader holds a block until our download limit lets
+	// it through.
+	throttled atomic.Bool
 
 	mu      sync.Mutex    // guards out, ups and dead
 	out     []byte        // messages to write
@@ -73,6 +76,7 @@ type peerConn struct {
 	allowedOut     []uint32 // BEP 6: pieces it may fetch while we choke it
 	allowedIn      []int    // BEP 6: pieces we may fetch while it chokes us
 	chokedReqs     int      // requests refused while choked, since the choke
+	fastServed     int64    // bytes of allowed fast pieces asked for while choked
 	unchokedAt     time.Time
 	chokedAt       time.Time
 	roundAt        time.Time // the last choking round
@@ -312,9 +316,16 @@ func (p *peerConn) readLoop() {
 			n := len(m.Payload)
 			ev.kind, ev.block, ev.msg.Payload = evBlock, cur, nil
 			cur = nil
-			if err := waitAll(p.ctx, n, e.t.down, e.c.down); err != nil {
-				putBlock(ev.block)
-				return
+			if limited(e.t.down, e.c.down) {
+				// The peer's next blocks wait for our download limit,
+				// not for the peer: the request timeout does not run.
+				p.throttled.Store(true)
+				err := waitAll(p.ctx, n, e.t.down, e.c.down)
+				p.throttled.Store(false)
+				if err != nil {
+					putBlock(ev.block)
+					return
+				}
 			}
 		default:
 			if m.Payload != nil {
@@ -397,10 +408,20 @@ func (p *peerConn) writeLoop() {
 			spare = out
 			if have {
 				n := int(u.length)
-				if err := waitAll(p.ctx, n, e.t.up, e.c.up); err != nil {
-					return
+				if limited(e.t.up, e.c.up) {
+					// Our own messages (requests, cancels) do not wait for
+					// upload tokens, and waiting for them is not the
+					// peer's doing: it does not count as a stuck write.
+					if err := bw.Flush(); err != nil {
+						fail(err)
+						return
+					}
+					p.writing.Store(0)
+					if err := waitAll(p.ctx, n, e.t.up, e.c.up); err != nil {
+						return
+					}
+					p.writing.Store(time.Now().UnixNano())
 				}
-				p.writing.Store(time.Now().UnixNano()) // waiting for tokens is not the peer's doing
 				off := int64(u.index)*e.info.PieceLength + int64(u.begin)
 				if _, err := e.readForUpload(buf[:n], off); err != nil {
 					e.log.Warn("read block to upload", "piece", u.index, "err", err)
@@ -444,7 +465,11 @@ var errBanned = errors.New("banned")
 // peers fetching the same piece cost one disk read.
 func (e *engine) readForUpload(b []byte, off int64) (int, error) {
 	if e.rcache != nil {
-		return e.rcache.ReadAt(b, off)
+		if n, err := e.rcache.ReadAt(b, off); err == nil {
+			return n, nil
+		}
+		// A unit may reach past the piece into bytes not on disk yet:
+		// the block alone may still be read.
 	}
 	return e.store.ReadAt(b, off)
 }

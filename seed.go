@@ -72,9 +72,11 @@ func byteCount(n int64) string {
 
 // Seed serves the torrent from the download folder to peers that want
 // it: it checks the data there (see OnCheck) and refuses an incomplete
-// torrent with an *IncompleteError unless Partial is given. It returns
-// nil when ctx is cancelled or a SeedRatio or SeedTime limit is reached.
-// The torrent then stops, unless Start or a download keeps it running.
+// torrent with an *IncompleteError unless Partial is given. Once seeding,
+// it returns nil when ctx is cancelled or a SeedRatio or SeedTime limit
+// is reached; ctx cancelled during the data check returns its error. A
+// torrent Seed started then stops; one already running (downloaded or
+// started before) goes on.
 func (t *Torrent) Seed(ctx context.Context, opts ...Option) error {
 	o := buildOptions(opts)
 	o.seedOnly = true
@@ -86,17 +88,19 @@ func (t *Torrent) Seed(ctx context.Context, opts ...Option) error {
 	}
 	// Nothing is selected: a seed downloads nothing (a download already
 	// running goes on).
-	e, err := t.start(ctx, o, true, make([]bool, len(t.mi.Info.Files)))
+	e, created, err := t.startOrJoin(ctx, o, true, make([]bool, len(t.mi.Info.Files)))
 	if err != nil {
 		return err
 	}
+	// The torrent stops with the seed only if the seed started it: a
+	// torrent downloaded (or started) before goes on as it was.
 	if left := e.left.Load(); left > 0 && !o.partial {
 		var have int
 		e.callWait(func() { have = e.picker.HaveBitfield().Count() })
-		t.release(e, true)
+		t.release(e, created)
 		return &IncompleteError{Name: t.Name(), Dir: t.folder(), Have: have, Pieces: t.NumPieces(), Missing: left, Total: t.Length()}
 	}
-	defer t.release(e, true)
+	defer t.release(e, created)
 	var deadline <-chan time.Time
 	if o.seedTime > 0 {
 		timer := time.NewTimer(o.seedTime)

@@ -356,3 +356,65 @@ func TestRateLimits(t *testing.T) {
 		})
 	}
 }
+
+// TestRateLimitLifted: a limit removed while blocks wait for tokens lets
+// them through at once (the waits take their tokens again under the new
+// limit), rather than after the wait the old limit gave them.
+func TestRateLimitLifted(t *testing.T) {
+	mi, src := makeTorrent(t, "lifted", 32<<10, testFile{"", 1 << 20})
+	seeder := seedClient(t, Config{UploadLimit: 1 << 10}) // a block per 16 s
+	stor, _ := seeder.Add(mi)
+	if err := stor.Start(WithDir(src)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	var took time.Duration
+	go func() {
+		_, _, err := leech(t, ctx, seedClient(t, Config{}), mi, seeder)
+		done <- err
+	}()
+	for stor.Stats().Uploaded == 0 { // the burst's block went; the next waits
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	seeder.SetUploadLimit(0)
+	lifted := time.Now()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	took = time.Since(lifted)
+	t.Logf("the rest of the download took %v once the limit was lifted", took.Round(time.Millisecond))
+	if took > 10*time.Second {
+		t.Errorf("the download took %v after the limit was lifted: blocks kept waiting for the old limit's tokens", took)
+	}
+}
+
+// TestSeedKeepsDownloadRunning: a torrent downloaded keeps running after
+// the download, as Download says; a Seed that ends (or refuses) does not
+// stop it, since it did not start it.
+func TestSeedKeepsDownloadRunning(t *testing.T) {
+	mi, src := makeTorrent(t, "keep", 32<<10, testFile{"a", 128 << 10}, testFile{"b", 128 << 10})
+	seeder := startSeeder(t, mi, src)
+	c := seedClient(t, Config{})
+	tor, _ := c.Add(mi)
+	tor.AddPeers(clientAddr(seeder))
+	dir := t.TempDir()
+	if err := tor.Download(t.Context(), tor.Files()[0], WithDir(dir)); err != nil {
+		t.Fatal(err)
+	}
+	// File b is missing: refused, and the torrent goes on.
+	if err := tor.Seed(t.Context(), WithDir(dir)); !errors.Is(err, ErrIncomplete) {
+		t.Fatalf("Seed with a file missing: %v", err)
+	}
+	if !tor.Stats().Running {
+		t.Fatal("a refused Seed stopped the torrent the download had left running")
+	}
+	if err := tor.Seed(t.Context(), WithDir(dir), Partial(), SeedTime(100*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if !tor.Stats().Running {
+		t.Fatal("a Seed that ended stopped the torrent the download had left running")
+	}
+}

@@ -157,7 +157,10 @@ func runDownload(ctx context.Context, e *env, args []string) error {
 	}
 	// The torrent is running and its data checked: seed what was
 	// downloaded (only the chosen files' pieces with --file).
-	v := &seedView{e: e, json: o.json, every: o.every, client: client, stop: o.stop, partial: true}
+	if ctx.Err() != nil {
+		return nil // Ctrl-C as the download ended: it is complete
+	}
+	v := &seedView{e: e, json: o.json, every: o.every, client: client, stop: o.stop, partial: true, dir: o.out}
 	return v.seed(ctx, []*aiotorrent.Torrent{t})
 }
 

@@ -237,7 +237,7 @@ func (v *seedView) seed(ctx context.Context, ts []*aiotorrent.Torrent) error {
 	var wg sync.WaitGroup
 	defer func() {
 		cancel()
-		v.client.Close() // also ends a data check, which seedCtx does not
+		v.client.Close() // also ends a data check still running
 		wg.Wait()
 		v.clear()
 	}()
