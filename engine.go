@@ -1033,9 +1033,13 @@ func (e *engine) onHashed(r hashResult) {
 	size := e.info.PieceSize(r.index)
 	e.left.Add(-size)
 	// Every peer hears of it, those that have it too: they learn when we
-	// become a seed, and two seeds part.
+	// become a seed, and two seeds part. In memory, pieces are evicted
+	// again: a seed is not told, or it would take us for one and part
+	// while readers still need it.
 	for p := range e.peers {
-		p.send(func(out []byte) []byte { return peer.AppendHave(out, peer.Have, uint32(r.index)) })
+		if e.cache == nil || !p.has.Has(r.index) {
+			p.send(func(out []byte) []byte { return peer.AppendHave(out, peer.Have, uint32(r.index)) })
+		}
 	}
 	for _, f := range filesOfPiece(e.info, r.index) {
 		if e.selected[f] && e.fileLeft[f] > 0 {
