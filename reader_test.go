@@ -151,6 +151,12 @@ func TestReaderMemoryEvicts(t *testing.T) {
 	if s.PiecesVerified == s.Pieces {
 		t.Fatalf("all %d pieces still cached in %d bytes", s.Pieces, capacity)
 	}
+	// Having had every piece at some time does not make us a seed to the
+	// seeder, which would hang up (and readers wait to reconnect).
+	time.Sleep(200 * time.Millisecond)
+	if n := tor.Stats().Peers; n != 1 {
+		t.Fatalf("%d peers after reading the file once, want the seeder still connected", n)
+	}
 	checkRanges(t, r, want, 40)
 	if _, err := r.Seek(0, io.SeekStart); err != nil {
 		t.Fatal(err)
