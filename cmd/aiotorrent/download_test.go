@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/aiotorrent/aiotorrent"
-	"github.com/aiotorrent/aiotorrent/metainfo"
 )
 
 // seedContent serves a new torrent of makeContent's folder from an
@@ -19,15 +18,7 @@ import (
 // folder and the seeder's address.
 func seedContent(t *testing.T) (torrentPath, src, addr string) {
 	t.Helper()
-	root := makeContent(t)
-	mi, err := metainfo.Create(context.Background(), root, metainfo.CreateOptions{PieceLength: 16 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	torrentPath = filepath.Join(t.TempDir(), "c.torrent")
-	if err := writeTorrentFile(mi, torrentPath); err != nil {
-		t.Fatal(err)
-	}
+	torrentPath, src, mi := seedFixture(t)
 	c, err := aiotorrent.NewClient(aiotorrent.Config{ListenAddr: "127.0.0.1:0", NoTrackers: true})
 	if err != nil {
 		t.Fatal(err)
@@ -37,10 +28,10 @@ func seedContent(t *testing.T) (torrentPath, src, addr string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tor.Start(aiotorrent.WithDir(filepath.Dir(root))); err != nil {
+	if err := tor.Start(aiotorrent.WithDir(src)); err != nil {
 		t.Fatal(err)
 	}
-	return torrentPath, filepath.Dir(root), c.Addr().String()
+	return torrentPath, src, c.Addr().String()
 }
 
 func TestDownloadCommand(t *testing.T) {
