@@ -1378,6 +1378,7 @@ func (e *engine) tick(now time.Time, dt float64) {
 	if !now.Before(e.chokeAt) {
 		e.rechoke(now)
 	}
+	e.unchokeMore() // peers held back by rechokeHold
 	e.evictStalled()
 	e.connectMore(now)
 }
