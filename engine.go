@@ -298,11 +298,25 @@ func startEngine(checkCtx context.Context, c *Client, t *Torrent, dir string, me
 	return e, nil
 }
 
-// check verifies the pieces already in storage, in parallel; pieces of
-// files that do not exist are skipped without reading. onCheck, if set,
-// hears of the progress every checkReportEvery and at the end.
+// check verifies the pieces already in storage and marks them verified.
 func (e *engine) check(ctx context.Context, onCheck func(CheckProgress)) error {
-	n := e.info.NumPieces()
+	good, err := checkPieces(ctx, e.store, e.info, onCheck, e.log)
+	if err != nil {
+		return err
+	}
+	for _, i := range good {
+		e.picker.Verified(i)
+		e.haveBits.Set(i)
+	}
+	return nil
+}
+
+// checkPieces hashes the pieces in store, in parallel (one worker per
+// core), and returns those whose data is there and right, in no order;
+// pieces of files that do not exist are skipped without reading. onCheck,
+// if set, hears of the progress every checkReportEvery and at the end.
+func checkPieces(ctx context.Context, store storage.Storage, info *metainfo.Info, onCheck func(CheckProgress), log *slog.Logger) ([]int, error) {
+	n := info.NumPieces()
 	var next, checked atomic.Int64
 	var mu sync.Mutex
 	var good []int
@@ -339,23 +353,23 @@ func (e *engine) check(ctx context.Context, onCheck func(CheckProgress)) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			buf := make([]byte, e.info.PieceLength)
+			buf := make([]byte, info.PieceLength)
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= n || ctx.Err() != nil {
 					return
 				}
-				size := e.info.PieceSize(i)
-				_, err := e.store.ReadAt(buf[:size], int64(i)*e.info.PieceLength)
+				size := info.PieceSize(i)
+				_, err := store.ReadAt(buf[:size], int64(i)*info.PieceLength)
 				checked.Add(1)
 				if err != nil {
 					// Missing or short files: the piece is not there yet.
 					if !errors.Is(err, fs.ErrNotExist) {
-						e.log.Debug("check piece", "piece", i, "err", err)
+						log.Debug("check piece", "piece", i, "err", err)
 					}
 					continue
 				}
-				if sha1.Sum(buf[:size]) == e.info.PieceHash(i) {
+				if sha1.Sum(buf[:size]) == info.PieceHash(i) {
 					mu.Lock()
 					good = append(good, i)
 					mu.Unlock()
@@ -365,13 +379,9 @@ func (e *engine) check(ctx context.Context, onCheck func(CheckProgress)) error {
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return err
+		return nil, err
 	}
-	for _, i := range good {
-		e.picker.Verified(i)
-		e.haveBits.Set(i)
-	}
-	return nil
+	return good, nil
 }
 
 func (e *engine) verifiedBytes() int64 {

@@ -44,7 +44,14 @@ type FileOptions struct {
 	// it once the download is finished, or when the torrent is removed, is
 	// the caller's business.
 	PartsFile string
+	// ReadOnly opens the folder as it is, to read what is there (a
+	// check of the data): nothing is created, not even dir, which must
+	// exist, and writes fail with ErrReadOnly.
+	ReadOnly bool
 }
+
+// ErrReadOnly is returned by writes to a File opened ReadOnly.
+var ErrReadOnly = errors.New("storage: opened read-only")
 
 // File is a [Storage] that keeps the content in files under a folder,
 // laid out as the torrent says: dir/Name for a single-file torrent,
@@ -69,7 +76,8 @@ type FileOptions struct {
 // [File.FileComplete] and [File.Close]; a handle closed to make room for
 // another is not synced first.
 type File struct {
-	dir       string   // as given to NewFile, for messages
+	dir       string // as given to NewFile, for messages
+	readOnly  bool
 	root      *os.Root // dir
 	layout    layout
 	files     []fileInfo // one per file of the torrent
@@ -209,13 +217,19 @@ func NewFile(dir string, info *metainfo.Info, hash metainfo.Hash, opts FileOptio
 		}
 	}
 
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("storage: %w", err)
+	s.readOnly = opts.ReadOnly
+	if !s.readOnly {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("storage: %w", err)
+		}
 	}
 	if s.root, err = os.OpenRoot(dir); err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
 	for i, f := range info.Files {
+		if s.readOnly {
+			break
+		}
 		if f.Length != 0 || !s.files[i].selected.Load() {
 			continue
 		}
@@ -305,6 +319,9 @@ func (s *File) WriteAt(p []byte, off int64) (int, error) {
 	if s.closed.Load() {
 		return 0, ErrClosed
 	}
+	if s.readOnly {
+		return 0, ErrReadOnly
+	}
 	if off < 0 || int64(len(p)) > s.layout.length-off {
 		return 0, fmt.Errorf("storage: write of %d bytes at %d: outside the content (%d bytes)", len(p), off, s.layout.length)
 	}
@@ -366,6 +383,9 @@ func (s *File) writeFile(i int, p []byte, off int64) error {
 func (s *File) Select(i int, have func(piece int) bool) error {
 	if s.closed.Load() {
 		return ErrClosed
+	}
+	if s.readOnly {
+		return ErrReadOnly
 	}
 	if i < 0 || i >= len(s.files) {
 		return fmt.Errorf("storage: select file %d of %d", i, len(s.files))

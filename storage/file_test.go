@@ -723,3 +723,58 @@ func TestFileUpgradeReadOnlyHandle(t *testing.T) {
 		t.Error("handle still read-only after a write")
 	}
 }
+
+// TestFileReadOnly: a read-only File reads what a writable one wrote,
+// creates nothing (not even an empty file or a missing folder), and
+// refuses writes.
+func TestFileReadOnly(t *testing.T) {
+	for _, tc := range layouts {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			data := content(tc.info, 2)
+			w := newFile(t, dir, tc.info, FileOptions{})
+			if _, err := w.WriteAt(data, 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			before := tree(t, dir)
+			r, err := NewFile(dir, tc.info, metainfo.Hash{}, FileOptions{ReadOnly: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := make([]byte, len(data))
+			if _, err := r.ReadAt(got, 0); err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("read back: %v (equal %v)", err, bytes.Equal(got, data))
+			}
+			if _, err := r.WriteAt(data[:1], 0); !errors.Is(err, ErrReadOnly) {
+				t.Errorf("write: %v, want ErrReadOnly", err)
+			}
+			r.Close()
+			diffTrees(t, tree(t, dir), before)
+
+			empty := filepath.Join(t.TempDir(), "empty")
+			if err := os.Mkdir(empty, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			r, err = NewFile(empty, tc.info, metainfo.Hash{}, FileOptions{ReadOnly: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.ReadAt(got[:1], 0); err == nil && tc.info.Length > 0 && !tc.info.Files[0].Padding {
+				t.Error("read from an empty folder succeeded")
+			}
+			r.Close()
+			if entries, _ := os.ReadDir(empty); len(entries) != 0 {
+				t.Errorf("a read-only File created %d entries", len(entries))
+			}
+			if _, err := NewFile(filepath.Join(empty, "missing"), tc.info, metainfo.Hash{}, FileOptions{ReadOnly: true}); err == nil {
+				t.Error("a read-only File opened a folder that does not exist")
+			}
+			if _, err := os.Stat(filepath.Join(empty, "missing")); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the missing folder was created: %v", err)
+			}
+		})
+	}
+}

@@ -1,5 +1,5 @@
-// Command aiotorrent inspects, creates, downloads, streams and seeds
-// torrents.
+// Command aiotorrent inspects, creates, downloads, streams, seeds and
+// verifies torrents.
 //
 // Usage:
 //
@@ -8,6 +8,7 @@
 //	aiotorrent download [-o DIR] [--file N]... [--strategy default|sequential] [--json] [--seed [--ratio R] [--seed-time D]] TORRENT
 //	aiotorrent stream [--addr HOST:PORT] [--file N]... [--cache SIZE] TORRENT
 //	aiotorrent seed [-d DIR] [--partial] [--ratio R] [--seed-time D] [--upload-limit RATE] [--json] TORRENT...
+//	aiotorrent verify [-d DIR] [--json] TORRENT
 //	aiotorrent demo [--size SIZE] [--strategy default|sequential]
 //	aiotorrent peers [--tracker URL]... [--json] TORRENT|MAGNET
 //	aiotorrent tracker [--http ADDR] [--udp ADDR] [--interval D]
@@ -44,7 +45,7 @@ type command struct {
 var commands []*command
 
 func init() {
-	commands = []*command{infoCmd, createCmd, downloadCmd, streamCmd, seedCmd, demoCmd, peersCmd, trackerCmd}
+	commands = []*command{infoCmd, createCmd, downloadCmd, streamCmd, seedCmd, verifyCmd, demoCmd, peersCmd, trackerCmd}
 }
 
 // env is what a command runs against, so tests can run it in-process.
