@@ -19,15 +19,7 @@ import (
 func seedContent(t *testing.T) (torrentPath, src, addr string) {
 	t.Helper()
 	torrentPath, src, mi := seedFixture(t)
-	c, err := aiotorrent.NewClient(aiotorrent.Config{ListenAddr: "127.0.0.1:0", NoTrackers: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	tor, err := c.Add(mi)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, tor := loopbackTorrent(t, mi)
 	if err := tor.Start(aiotorrent.WithDir(src)); err != nil {
 		t.Fatal(err)
 	}

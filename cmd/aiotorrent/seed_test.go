@@ -182,15 +182,7 @@ func addSingle(t *testing.T, dir string) (torrentPath string, mi *metainfo.MetaI
 // into a new folder, and returns the torrent and that folder.
 func leecher(t *testing.T, mi *metainfo.MetaInfo, addr string) (*aiotorrent.Torrent, string) {
 	t.Helper()
-	c, err := aiotorrent.NewClient(aiotorrent.Config{ListenAddr: "127.0.0.1:0", NoTrackers: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	tor, err := c.Add(mi)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, tor := loopbackTorrent(t, mi)
 	tor.AddPeers(mustAddrPort(t, addr))
 	return tor, t.TempDir()
 }
@@ -637,4 +629,20 @@ func TestDownloadSeed(t *testing.T) {
 			}
 		})
 	}
+}
+
+// loopbackTorrent adds mi to a new in-process client on 127.0.0.1,
+// without trackers, closed when the test ends.
+func loopbackTorrent(t *testing.T, mi *metainfo.MetaInfo) (*aiotorrent.Client, *aiotorrent.Torrent) {
+	t.Helper()
+	c, err := aiotorrent.NewClient(aiotorrent.Config{ListenAddr: "127.0.0.1:0", NoTrackers: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	tor, err := c.Add(mi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, tor
 }

@@ -68,12 +68,7 @@ func TestStreamProcessMemory(t *testing.T) {
 	if err := writeTorrentFile(mi, torrentPath); err != nil {
 		t.Fatal(err)
 	}
-	seeder, err := aiotorrent.NewClient(aiotorrent.Config{ListenAddr: "127.0.0.1:0", NoTrackers: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer seeder.Close()
-	st, _ := seeder.Add(mi)
+	seeder, st := loopbackTorrent(t, mi)
 	if err := st.Start(aiotorrent.WithDir(src)); err != nil {
 		t.Fatal(err)
 	}
