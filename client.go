@@ -15,6 +15,7 @@ import (
 
 	"github.com/aiotorrent/aiotorrent/metainfo"
 	"github.com/aiotorrent/aiotorrent/peer"
+	"github.com/aiotorrent/aiotorrent/storage"
 	"github.com/aiotorrent/aiotorrent/tracker"
 )
 
@@ -52,6 +53,15 @@ type Config struct {
 	// asked for plus blocks held in pieces being fetched or verified
 	// (default 16 MiB, and never less than 4 pieces).
 	BufferBytes int64
+	// StateDir is the folder where each torrent downloaded to disk keeps
+	// its resume record: which pieces are verified and durable, and what
+	// its files looked like then. A torrent started again whose files are
+	// as recorded (same sizes and modification times) trusts the record
+	// instead of hashing everything; files that changed are hashed again.
+	// Records are written every 30 s while pieces arrive, as files
+	// complete and when the torrent stops. Empty means DefaultStateDir();
+	// "-" keeps no records (every start hashes what is on disk).
+	StateDir string
 	// NoTrackers disables announcing to trackers (peers then come only from
 	// Torrent.AddPeers and incoming connections).
 	NoTrackers bool
@@ -124,6 +134,10 @@ type Client struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	conns  connSlots // open peer connections: the global limit
+	// stateDir is where resume records are kept, "" for none.
+	stateDir string
+	// wrapStore, set by tests, wraps the storage of each torrent on disk.
+	wrapStore func(*storage.File) storage.Storage
 
 	// Changeable at run time.
 	perTorrent atomic.Int64 // connections per torrent
@@ -146,6 +160,7 @@ func NewClient(cfg Config) (*Client, error) {
 		up:       newLimiter(cfg.UploadLimit),
 		down:     newLimiter(cfg.DownloadLimit),
 	}
+	c.stateDir = resolveStateDir(cfg.StateDir, cfg.Logger)
 	c.conns.max.Store(int64(cfg.MaxConns))
 	c.perTorrent.Store(int64(cfg.MaxConnsPerTorrent))
 	c.slots.Store(int64(cfg.UploadSlots))

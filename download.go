@@ -48,6 +48,7 @@ type Option func(*options)
 
 type options struct {
 	strategy  Strategy
+	strategyS bool // WithStrategy was given
 	dir       string
 	onPiece   func(Piece)
 	memory    int64 // InMemory's capacity; 0: files
@@ -70,7 +71,13 @@ func buildOptions(opts []Option) options {
 }
 
 // WithStrategy sets the piece strategy (Default unless set).
-func WithStrategy(s Strategy) Option { return func(o *options) { o.strategy = s } }
+//
+// A download that does not say takes the strategy its torrent's resume
+// record holds, if any (see Config.StateDir): the one of the download it
+// continues.
+func WithStrategy(s Strategy) Option {
+	return func(o *options) { o.strategy, o.strategyS = s, true }
+}
 
 // WithDir sets the folder the torrent's files go into (the Client's
 // DataDir unless set). A torrent keeps the folder of its first download.
@@ -244,19 +251,24 @@ func (t *Torrent) DownloadFiles(ctx context.Context, files []File, opts ...Optio
 		in:       bitfield.New(info.NumPieces()),
 	}
 	ok := e.callWait(func() {
-		if e.err != nil {
-			w.finish(e.err)
-			return
-		}
+		e.resumeAfterFailure() // a paused download: try again
 		if err := e.selectMore(sel); err != nil {
 			w.finish(err)
 			return
 		}
+		if !o.strategyS && e.strategyName == Sequential.String() {
+			o.strategy = Sequential // the download this one continues
+		}
+		w.strategy = o.strategy
 		ps := picker.RarestFirst
 		if o.strategy == Sequential {
 			ps = picker.Sequential
 		}
 		e.picker.SetStrategy(ps)
+		if e.strategyName != o.strategy.String() {
+			e.strategyName = o.strategy.String()
+			e.stateDirty = true
+		}
 		for f, on := range sel {
 			if !on {
 				continue
@@ -454,6 +466,7 @@ func (e *engine) selectMore(sel []bool) error {
 		}
 	}
 	e.selectFiles(newly)
+	e.stateDirty = true
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"sync"
@@ -127,6 +128,16 @@ type engine struct {
 	chokeOrder []int
 
 	rcache *readcache.Cache // blocks read for upload; nil in memory
+
+	// Resume record (resume.go).
+	dir          string // the download folder, absolute; "" in memory
+	stateDir     string // where the record is kept; "" for none
+	strategyName string // the strategy last asked for
+	stateDirty   bool   // pieces verified or settings changed since the last save
+	saving       bool
+	saveAgain    bool
+	saveErr      error
+	lastSave     time.Time
 }
 
 // pieceBuf holds the blocks of a piece being fetched.
@@ -174,6 +185,9 @@ type candidate struct {
 	fails   int
 	retryAt time.Time
 	seed    bool // it has every piece: not dialled once we do too
+	// quick counts connections in a row that it closed within seconds:
+	// each doubles the wait before the next dial, from 2 s to 30 s.
+	quick int
 }
 
 type candState uint8
@@ -210,7 +224,13 @@ func startEngine(checkCtx context.Context, c *Client, t *Torrent, dir string, me
 		if seedOnly {
 			fo.Selected = nil // every file is read; none is downloaded
 		}
-		store, err = storage.NewFile(dir, info, t.infoHash, fo)
+		var fstore *storage.File
+		if fstore, err = storage.NewFile(dir, info, t.infoHash, fo); err == nil {
+			store = fstore
+			if c.wrapStore != nil {
+				store = c.wrapStore(fstore)
+			}
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -247,10 +267,18 @@ func startEngine(checkCtx context.Context, c *Client, t *Torrent, dir string, me
 	e.work.cond.L = &e.work.mu
 	if cache != nil {
 		// Nothing to check: the cache starts empty.
-	} else if err := e.check(checkCtx, onCheck); err != nil {
-		store.Close()
-		e.cancel()
-		return nil, err
+	} else {
+		if e.dir, err = filepath.Abs(dir); err != nil {
+			store.Close()
+			e.cancel()
+			return nil, err
+		}
+		e.stateDir = c.stateDir
+		if err := e.check(checkCtx, e.planCheck(), onCheck); err != nil {
+			store.Close()
+			e.cancel()
+			return nil, err
+		}
 	}
 	e.left.Store(info.Length - e.verifiedBytes())
 	e.selectFiles(selected)
@@ -285,6 +313,7 @@ func startEngine(checkCtx context.Context, c *Client, t *Torrent, dir string, me
 	}
 	e.loopWG.Add(1)
 	go e.run()
+	e.call(e.saveState) // what the check found
 	if t.magnet != nil {
 		for _, hp := range t.magnet.Peers {
 			if ap, err := netip.ParseAddrPort(hp); err == nil {
@@ -298,9 +327,11 @@ func startEngine(checkCtx context.Context, c *Client, t *Torrent, dir string, me
 	return e, nil
 }
 
-// check verifies the pieces already in storage and marks them verified.
-func (e *engine) check(ctx context.Context, onCheck func(CheckProgress)) error {
-	good, err := checkPieces(ctx, e.store, e.info, onCheck, e.log)
+// check verifies the pieces already in storage and marks them verified:
+// those plan trusts without reading them, and those it says to hash (all
+// of them, with no plan).
+func (e *engine) check(ctx context.Context, plan *checkPlan, onCheck func(CheckProgress)) error {
+	good, err := checkPieces(ctx, e.store, e.info, plan, onCheck, e.log)
 	if err != nil {
 		return err
 	}
@@ -311,20 +342,51 @@ func (e *engine) check(ctx context.Context, onCheck func(CheckProgress)) error {
 	return nil
 }
 
+// checkPlan is what a resume record says of the pieces in storage: those
+// verified before whose files have not changed since (trusted), and those
+// that must be hashed (check). Every other piece is missing.
+type checkPlan struct {
+	trusted, check *bitfield.Bitfield
+}
+
 // checkPieces hashes the pieces in store, in parallel (one worker per
 // core), and returns those whose data is there and right, in no order;
-// pieces of files that do not exist are skipped without reading. onCheck,
-// if set, hears of the progress every checkReportEvery and at the end.
-func checkPieces(ctx context.Context, store storage.Storage, info *metainfo.Info, onCheck func(CheckProgress), log *slog.Logger) ([]int, error) {
+// pieces of files that do not exist are skipped without reading. With a
+// plan, only its check pieces are hashed, and its trusted pieces are
+// returned as they are. onCheck, if set, hears of the progress every
+// checkReportEvery and at the end; pieces the plan settles count as
+// checked from the start.
+func checkPieces(ctx context.Context, store storage.Storage, info *metainfo.Info, plan *checkPlan, onCheck func(CheckProgress), log *slog.Logger) ([]int, error) {
 	n := info.NumPieces()
+	var todo []int // nil: every piece
+	var good []int
+	settled := 0
+	if plan != nil {
+		for i := range n {
+			switch {
+			case plan.check.Has(i):
+				todo = append(todo, i)
+			case plan.trusted.Has(i):
+				good = append(good, i)
+			}
+		}
+		settled = n - len(todo)
+		if todo == nil {
+			todo = []int{}
+		}
+	}
+	resumed := len(good)
+	count := n
+	if todo != nil {
+		count = len(todo)
+	}
 	var next, checked atomic.Int64
 	var mu sync.Mutex
-	var good []int
 	var wg sync.WaitGroup
 	progress := func() CheckProgress {
 		mu.Lock()
 		defer mu.Unlock()
-		return CheckProgress{Pieces: n, Checked: int(min(checked.Load(), int64(n))), Verified: len(good)}
+		return CheckProgress{Pieces: n, Checked: settled + int(min(checked.Load(), int64(count))), Verified: len(good), Resumed: resumed}
 	}
 	if onCheck != nil {
 		done, stopped := make(chan struct{}), make(chan struct{})
@@ -349,15 +411,19 @@ func checkPieces(ctx context.Context, store storage.Storage, info *metainfo.Info
 			}
 		}()
 	}
-	for range runtime.GOMAXPROCS(0) {
+	for range min(runtime.GOMAXPROCS(0), max(count, 1)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			buf := make([]byte, info.PieceLength)
 			for {
-				i := int(next.Add(1) - 1)
-				if i >= n || ctx.Err() != nil {
+				k := int(next.Add(1) - 1)
+				if k >= count || ctx.Err() != nil {
 					return
+				}
+				i := k
+				if todo != nil {
+					i = todo[k]
 				}
 				size := info.PieceSize(i)
 				_, err := store.ReadAt(buf[:size], int64(i)*info.PieceLength)
@@ -439,6 +505,7 @@ func (e *engine) syncFile(f int) {
 				return
 			}
 			e.fileSynced[f] = true
+			e.saveState()
 			e.checkWaiters()
 		})
 	}()
@@ -477,18 +544,41 @@ func (e *engine) callWait(fn func()) bool {
 	}
 }
 
-// fail stops the download with a fatal error (the disk).
+// fail pauses the download on a storage error (a full disk, a folder
+// that cannot be written): the downloads and readers waiting get err,
+// every request out is cancelled and every piece being fetched dropped,
+// so that no peer sends data we cannot store, and the resume record is
+// written with what is verified. Peers are still served what we have. A
+// new download resumes (see resumeAfterFailure).
 func (e *engine) fail(err error) {
-	if e.err == nil {
-		e.err = err
-		e.log.Error("torrent failed", "err", err)
-		for rs := range e.readers {
-			rs.signal(err)
-		}
-		for _, w := range e.waiters {
-			w.finish(err)
-		}
-		e.waiters = nil
+	if e.err != nil {
+		return
+	}
+	err = fmt.Errorf("torrent %s: download paused: %w", e.t.Name(), err)
+	e.err = err
+	e.log.Error("download paused", "err", err)
+	for rs := range e.readers {
+		rs.signal(err)
+	}
+	for _, w := range e.waiters {
+		w.finish(err)
+	}
+	e.waiters = nil
+	for i := range e.info.NumPieces() {
+		e.abandon(i) // pieces being verified finish (and fail to write)
+	}
+	for p := range e.peers {
+		e.setInterested(p, false)
+	}
+	e.saveState()
+}
+
+// resumeAfterFailure clears the error of a paused download, for a new
+// download to try again.
+func (e *engine) resumeAfterFailure() {
+	if e.err != nil {
+		e.log.Info("download resumed", "after", e.err)
+		e.err = nil
 	}
 }
 
@@ -576,6 +666,7 @@ func (e *engine) doStop() error {
 		}
 		break
 	}
+	e.saveFinal()
 	return e.store.Close()
 }
 
@@ -767,7 +858,17 @@ func (e *engine) dropPeer(p *peerConn, err error) {
 	e.c.releaseConn()
 	if cand := e.known[p.addr]; cand != nil && p.outgoing {
 		cand.state = candIdle
-		cand.retryAt = time.Now().Add(30 * time.Second)
+		wait := 30 * time.Second
+		if time.Since(p.connectedAt) < 5*time.Second {
+			// Closed at once: most often a peer that still holds our
+			// last connection (a torrent restarted) and refuses a second
+			// one. It knows better in a moment.
+			wait = min(wait, 2*time.Second<<min(cand.quick, 4))
+			cand.quick++
+		} else {
+			cand.quick = 0
+		}
+		cand.retryAt = time.Now().Add(wait)
 	}
 	e.log.Debug("peer dropped", "addr", p.addr, "err", err)
 	e.unchokeMore()
@@ -1033,6 +1134,7 @@ func (e *engine) onHashed(r hashResult) {
 	}
 	e.picker.Verified(r.index)
 	e.haveBits.Set(r.index)
+	e.stateDirty = true
 	if e.rcache != nil {
 		// No cached unit can hold bytes of a piece before it is verified:
 		// units are pieces or parts of one (piece lengths are powers of
@@ -1172,6 +1274,9 @@ func (e *engine) fillRequests(p *peerConn) {
 // peer told we are not interested chokes us, and may take its next
 // choking round (10 s for aria2c) to unchoke us again.
 func (e *engine) interesting(p *peerConn) bool {
+	if e.err != nil {
+		return false // paused: nothing can be stored
+	}
 	if e.picker.Interesting(p) {
 		return true
 	}
@@ -1391,6 +1496,9 @@ func (e *engine) tick(now time.Time, dt float64) {
 	e.unchokeMore() // peers held back by rechokeHold
 	e.evictStalled()
 	e.connectMore(now)
+	if e.stateDirty && now.Sub(e.lastSave) >= stateSaveEvery {
+		e.saveState()
+	}
 }
 
 // evictStalled frees the memory budget when it is spent on pieces nobody

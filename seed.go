@@ -13,10 +13,15 @@ const checkReportEvery = 200 * time.Millisecond
 // CheckProgress is how far the check of the data on disk has gone, as
 // reported to an OnCheck callback.
 type CheckProgress struct {
-	Pieces   int  // in the torrent
-	Checked  int  // read and hashed (or found missing) so far
-	Verified int  // of those, pieces whose data is there and right
-	Done     bool // the check is over: the last call
+	Pieces   int // in the torrent
+	Checked  int // read and hashed (or found missing) so far
+	Verified int // of those, pieces whose data is there and right
+	// Resumed is how many of the verified pieces were taken from the
+	// torrent's resume record, without hashing them again: their files
+	// have not changed since they were verified (see Config.StateDir).
+	// They count as checked from the first call.
+	Resumed int
+	Done    bool // the check is over: the last call
 }
 
 // OnCheck calls fn as the data already in the download folder is checked

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/aiotorrent/aiotorrent/internal/resume"
 	"github.com/aiotorrent/aiotorrent/storage"
 )
 
@@ -47,6 +48,11 @@ func (f *FileCheck) OK() bool { return len(f.Bad) == 0 && f.Size == f.File.Lengt
 // anything: no file or folder is created, no peer is contacted. Pieces
 // are hashed in parallel, one worker per core; OnCheck reports the
 // progress. A torrent running now is checked all the same, from disk.
+//
+// The folder is left as it is; only the torrent's resume record (see
+// Config.StateDir) may change: pieces it vouched for that are found
+// damaged are withdrawn from it, so that the next start fetches them
+// again even if the damage left the files' sizes and times as they were.
 func (t *Torrent) Verify(ctx context.Context, opts ...Option) (*VerifyResult, error) {
 	if t.mi == nil {
 		return nil, ErrNoMetadata
@@ -73,7 +79,7 @@ func (t *Torrent) Verify(ctx context.Context, opts ...Option) (*VerifyResult, er
 		return nil, fmt.Errorf("torrent %s: verify %s: %w", t.Name(), dir, err)
 	}
 	defer store.Close()
-	good, err := checkPieces(ctx, store, info, o.onCheck, log)
+	good, err := checkPieces(ctx, store, info, nil, o.onCheck, log)
 	if err != nil {
 		return nil, fmt.Errorf("torrent %s: verify %s: %w", t.Name(), dir, err)
 	}
@@ -108,5 +114,50 @@ func (t *Torrent) Verify(ctx context.Context, opts ...Option) (*VerifyResult, er
 		r.Files = append(r.Files, fc)
 	}
 	slices.SortFunc(r.Files, func(a, b FileCheck) int { return a.File.Index - b.File.Index })
+	stateDir := resolveStateDir("", log) // a torrent without a client: the default folder
+	if c != nil {
+		stateDir = c.stateDir
+	}
+	if stateDir != "" && t.running() == nil {
+		if err := withdrawDamaged(stateDir, t, dir, ok); err != nil {
+			log.Warn("resume record not updated", "torrent", t.Name(), "err", err)
+		}
+	}
 	return r, nil
+}
+
+// withdrawDamaged removes from the torrent's resume record for folder dir
+// the pieces it holds verified that ok says are not. Only pieces whose
+// bytes the record keeps in the torrent's own files are withdrawn: those
+// are the bytes Verify read.
+func withdrawDamaged(stateDir string, t *Torrent, dir string, ok []bool) error {
+	st, err := resume.Load(stateDir, t.infoHash)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil || st.Dir != abs || st.Pieces.Len() != len(ok) || len(st.Files) != len(t.mi.Info.Files) {
+		return err // another folder's record, or another torrent's shape
+	}
+	changed := false
+	for i, good := range ok {
+		if good || !st.Pieces.Has(i) {
+			continue
+		}
+		own := true
+		for _, f := range filesOfPiece(&t.mi.Info, i) {
+			own = own && st.Files[f].Selected
+		}
+		if own {
+			st.Pieces.Clear(i)
+			changed = true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	return resume.Save(stateDir, st)
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/aiotorrent/aiotorrent/metainfo"
 )
@@ -131,6 +132,7 @@ type slot struct {
 	dirty      bool // f was written since it was opened or synced
 	exists     bool // the file is known to exist, so a read needs no stat first
 	upgrading  bool // a writer waits to reopen a read-only f: new readers wait too
+	unsynced   bool // written since the last Sync, open or not
 }
 
 // access is what a caller of acquire wants to do with a file.
@@ -367,6 +369,9 @@ func (s *File) writeFile(i int, p []byte, off int64) error {
 		return s.fail("write", i, err)
 	}
 	_, err = h.WriteAt(p, off)
+	s.mu.Lock()
+	s.slots[i].unsynced = true // after the write: a Sync from now on covers it
+	s.mu.Unlock()
 	s.release(i, false)
 	if err != nil {
 		return s.fail("write", i, err)
@@ -466,11 +471,168 @@ func (s *File) FileComplete(i int) error {
 	return nil
 }
 
+// Sync makes every write that returned before it was called durable: it
+// syncs each file written since the last Sync, including files whose
+// handle was closed to make room for another meanwhile, and then the
+// folders of those files, so that a file created since is found after a
+// power loss too. Writes in progress may or may not be covered.
+func (s *File) Sync() error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if s.readOnly {
+		return nil
+	}
+	s.mu.Lock()
+	var todo []int
+	for i := range s.slots {
+		if s.slots[i].unsynced {
+			s.slots[i].unsynced = false
+			todo = append(todo, i)
+		}
+	}
+	s.mu.Unlock()
+	var errs []error
+	dirs := map[folder]bool{}
+	for _, i := range todo {
+		if err := s.syncSlot(i); err != nil {
+			s.mu.Lock()
+			s.slots[i].unsynced = true // not durable: the next Sync tries again
+			s.mu.Unlock()
+			errs = append(errs, s.fail("sync", i, err))
+			continue
+		}
+		dirs[s.folderOf(i)] = true
+	}
+	for d := range dirs {
+		if err := s.syncFolder(d); err != nil {
+			errs = append(errs, fmt.Errorf("storage: sync folder %s: %w", d.path, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// syncSlot syncs slot i's file through its handle, opening it if need be.
+func (s *File) syncSlot(i int) error {
+	h, err := s.acquire(i, accessRead)
+	if err != nil {
+		return err
+	}
+	err = h.Sync()
+	s.release(i, false)
+	if syncHook != nil && err == nil {
+		syncHook(s, i)
+	}
+	return err
+}
+
+// syncHook, set by tests, hears of each file Sync made durable.
+var syncHook func(s *File, slot int)
+
+// folder is a folder holding files of the content: under the root, or
+// (for a parts file the caller placed) anywhere.
+type folder struct {
+	outside bool
+	path    string
+}
+
+func (s *File) folderOf(i int) folder {
+	if i == s.parts && !s.partsRoot {
+		return folder{true, filepath.Dir(s.partsPath)}
+	}
+	return folder{false, filepath.Dir(s.rel(i))}
+}
+
+func (s *File) syncFolder(d folder) error {
+	var f *os.File
+	var err error
+	if d.outside {
+		f, err = os.Open(d.path)
+	} else {
+		f, err = s.root.Open(d.path)
+	}
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Selected reports, for every file of the torrent, whether the storage
+// keeps it in its own file (rather than only its boundary bytes, in the
+// parts file). Padding files are never selected.
+func (s *File) Selected() []bool {
+	sel := make([]bool, len(s.files))
+	for i := range s.files {
+		sel[i] = s.files[i].selected.Load()
+	}
+	return sel
+}
+
+// Stamp is what a file of the content looks like on disk, as resume data
+// records it: a file whose stamp has not changed since its pieces were
+// checked need not be checked again.
+type Stamp struct {
+	Exists  bool
+	Size    int64
+	ModTime time.Time
+}
+
+// Stamps returns the stamp of every file of the torrent (padding files
+// never exist) and of the parts file.
+func (s *File) Stamps() (files []Stamp, parts Stamp, err error) {
+	if s.closed.Load() {
+		return nil, Stamp{}, ErrClosed
+	}
+	files = make([]Stamp, len(s.files))
+	for i := range s.files {
+		if s.layout.files[i].padding {
+			continue
+		}
+		if files[i], err = s.stamp(i); err != nil {
+			return nil, Stamp{}, err
+		}
+	}
+	if parts, err = s.stamp(s.parts); err != nil {
+		return nil, Stamp{}, err
+	}
+	return files, parts, nil
+}
+
+func (s *File) stamp(i int) (Stamp, error) {
+	var fi fs.FileInfo
+	var err error
+	if i == s.parts && !s.partsRoot {
+		fi, err = os.Stat(s.partsPath)
+	} else {
+		fi, err = s.root.Stat(s.rel(i))
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return Stamp{}, nil
+	}
+	if err != nil {
+		return Stamp{}, s.fail("stat", i, err)
+	}
+	return Stamp{Exists: true, Size: fi.Size(), ModTime: fi.ModTime()}, nil
+}
+
 // Close implements [Storage.Close]. It waits for reads and writes in
-// progress, syncs every handle written since it was opened, and closes
-// them all. It reports the first error met closing a handle to make room
-// for another, if any.
+// progress, syncs every file written since the last Sync (open or not),
+// and closes them all. It reports the first error met closing a handle
+// to make room for another, if any.
 func (s *File) Close() error {
+	if !s.closed.Load() {
+		if err := s.Sync(); err != nil && !errors.Is(err, ErrClosed) {
+			s.mu.Lock()
+			if s.closeErr == nil {
+				s.closeErr = err
+			}
+			s.mu.Unlock()
+		}
+	}
 	s.mu.Lock()
 	if s.closed.Load() {
 		s.mu.Unlock()

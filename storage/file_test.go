@@ -778,3 +778,137 @@ func TestFileReadOnly(t *testing.T) {
 		})
 	}
 }
+
+// TestFileSync checks that Sync syncs exactly the files written since the
+// last Sync, those whose handle was closed to open another included, and
+// that Stamps follows the files on disk.
+func TestFileSync(t *testing.T) {
+	info := layouts[3].info // several files, padding among them
+	var mu sync.Mutex
+	var synced []int
+	syncHook = func(_ *File, slot int) {
+		mu.Lock()
+		synced = append(synced, slot)
+		mu.Unlock()
+	}
+	t.Cleanup(func() { syncHook = nil })
+	take := func() []int {
+		mu.Lock()
+		defer mu.Unlock()
+		out := slices.Sorted(slices.Values(synced))
+		synced = nil
+		return out
+	}
+
+	dir := t.TempDir()
+	s := newFile(t, dir, info, FileOptions{MaxOpenFiles: 1}) // every new file evicts the last
+	if err := s.Sync(); err != nil {
+		t.Fatalf("Sync with nothing written: %v", err)
+	}
+	if got := take(); len(got) != 0 {
+		t.Fatalf("Sync with nothing written synced %v", got)
+	}
+	files, _, err := s.Stamps()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, st := range files {
+		if st.Exists != (info.Files[i].Length == 0 && !info.Files[i].Padding) { // empty files are created at once
+			t.Errorf("file %d before any write: %+v", i, st)
+		}
+	}
+
+	data := content(info, 1)
+	if _, err := s.WriteAt(data, 0); err != nil {
+		t.Fatal(err)
+	}
+	var want []int
+	for i, f := range info.Files {
+		if !f.Padding && f.Length > 0 {
+			want = append(want, i)
+		}
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if got := take(); !slices.Equal(got, want) {
+		t.Fatalf("Sync synced %v, want every written file %v", got, want)
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if got := take(); len(got) != 0 {
+		t.Fatalf("second Sync synced %v, want nothing", got)
+	}
+
+	files, _, err = s.Stamps()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range info.Files {
+		st := files[i]
+		if f.Padding {
+			if st.Exists {
+				t.Errorf("padding file %d exists", i)
+			}
+			continue
+		}
+		fi, err := os.Stat(filepath.Join(dir, filepath.Join(f.Path...)))
+		if f.Length == 0 && err != nil {
+			continue // never written, never created
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !st.Exists || st.Size != fi.Size() || !st.ModTime.Equal(fi.ModTime()) {
+			t.Errorf("file %d: stamp %+v, on disk %d bytes at %v", i, st, fi.Size(), fi.ModTime())
+		}
+	}
+
+	// One write: only its file is synced next time.
+	last := want[len(want)-1]
+	if _, err := s.WriteAt(data[info.Files[last].Offset:info.Files[last].Offset+1], info.Files[last].Offset); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if got := take(); !slices.Equal(got, []int{last}) {
+		t.Fatalf("Sync after one write synced %v, want [%d]", got, last)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(); !errors.Is(err, ErrClosed) {
+		t.Errorf("Sync after Close: %v, want ErrClosed", err)
+	}
+	if _, _, err := s.Stamps(); !errors.Is(err, ErrClosed) {
+		t.Errorf("Stamps after Close: %v, want ErrClosed", err)
+	}
+}
+
+// TestFileCloseSyncsEvicted checks that Close makes durable a file whose
+// handle was closed, unsynced, to make room for another.
+func TestFileCloseSyncsEvicted(t *testing.T) {
+	info := layouts[3].info
+	var mu sync.Mutex
+	synced := map[int]bool{}
+	syncHook = func(_ *File, slot int) {
+		mu.Lock()
+		synced[slot] = true
+		mu.Unlock()
+	}
+	t.Cleanup(func() { syncHook = nil })
+	s := newFile(t, t.TempDir(), info, FileOptions{MaxOpenFiles: 1})
+	if _, err := s.WriteAt(content(info, 2), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range info.Files {
+		if !f.Padding && f.Length > 0 && !synced[i] {
+			t.Errorf("file %d not synced by Close", i)
+		}
+	}
+}

@@ -40,6 +40,12 @@ type netOpts struct {
 	listen     string
 	noTrackers bool
 	limits     limitOpts
+	stateDir   string
+}
+
+// registerStateDir adds --state-dir to fs.
+func registerStateDir(fs *flag.FlagSet, dir *string) {
+	fs.StringVar(dir, "state-dir", "", "keep resume records in `DIR` (default $XDG_STATE_HOME/aiotorrent or ~/.local/state/aiotorrent; - for none)")
 }
 
 // register adds --listen and --no-trackers to fs, and --peer with
@@ -61,6 +67,7 @@ func (n *netOpts) config(e *env) aiotorrent.Config {
 		ListenAddr: n.listen, NoTrackers: n.noTrackers, Logger: e.logger(),
 		UploadLimit: int64(l.upload), DownloadLimit: int64(l.download), UploadSlots: l.slots,
 		MaxConns: l.maxConns, MaxConnsPerTorrent: l.maxConnsPerTorrent,
+		StateDir: n.stateDir,
 	}
 }
 
@@ -108,6 +115,7 @@ func downloadFlags() (*flag.FlagSet, *downloadOpts) {
 	fs.StringVar(&o.strategy, "strategy", "default", "piece order: `default` (rarest first) or sequential (in file order)")
 	fs.BoolVar(&o.json, "json", false, "print progress and the result as JSON lines on stdout")
 	o.register(fs, true)
+	registerStateDir(fs, &o.stateDir)
 	fs.DurationVar(&o.every, "progress-every", 5*time.Second, "when stderr is not a terminal, print a progress line (and with --seed, a seeding status) every `D`")
 	fs.BoolVar(&o.seed, "seed", false, "once the download is complete, keep serving it to peers until Ctrl-C or a --ratio or --seed-time limit")
 	o.stop.register(fs, "with --seed, ")
@@ -150,8 +158,12 @@ func runDownload(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer client.Close()
-	err = downloadWithProgress(ctx, e, t, files, o.json, o.every,
-		aiotorrent.WithDir(o.out), aiotorrent.WithStrategy(strategy))
+	opts := []aiotorrent.Option{aiotorrent.WithDir(o.out)}
+	if flagSet(fs, "strategy") {
+		// Else the strategy of the download this one continues, if any.
+		opts = append(opts, aiotorrent.WithStrategy(strategy))
+	}
+	err = downloadWithProgress(ctx, e, t, files, o.json, o.every, opts...)
 	if err != nil || !o.seed {
 		return err
 	}
@@ -162,6 +174,13 @@ func runDownload(ctx context.Context, e *env, args []string) error {
 	}
 	v := &seedView{e: e, json: o.json, every: o.every, client: client, stop: o.stop, partial: true, dir: o.out}
 	return v.seed(ctx, []*aiotorrent.Torrent{t})
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // parsePeers reads --peer values.
@@ -210,6 +229,7 @@ func pickFiles(t *aiotorrent.Torrent, idx []string) ([]aiotorrent.File, error) {
 func downloadWithProgress(ctx context.Context, e *env, t *aiotorrent.Torrent, files []aiotorrent.File, asJSON bool, every time.Duration, opts ...aiotorrent.Option) error {
 	start := time.Now()
 	done := make(chan error, 1)
+	opts = append(opts, aiotorrent.OnCheck(checkReporter(e, t, asJSON)))
 	go func() { done <- t.DownloadFiles(ctx, files, opts...) }()
 	interval := every
 	if e.isTerminal {
@@ -232,11 +252,51 @@ func downloadWithProgress(ctx context.Context, e *env, t *aiotorrent.Torrent, fi
 			return err
 		case <-tick.C:
 			s := t.Stats()
+			if !s.Running {
+				continue // the data check, which shows its own progress
+			}
 			if asJSON {
 				writeJSONLine(e.stdout, progressJSON("progress", s, time.Since(start), nil))
 			} else {
 				p.show(s)
 			}
+		}
+	}
+}
+
+// checkReporter returns the OnCheck function of a download: the check of
+// the data already in the folder shows its progress (a redrawn line on a
+// terminal, a line every 5 s otherwise, JSON events every second), and
+// its end says what was found, and how much of it the resume record
+// vouched for without hashing.
+func checkReporter(e *env, t *aiotorrent.Torrent, asJSON bool) func(aiotorrent.CheckProgress) {
+	name := sanitize(t.Name())
+	line := &checkLine{e: e, name: name, start: time.Now()}
+	var last time.Time
+	return func(p aiotorrent.CheckProgress) {
+		if asJSON {
+			if now := time.Now(); p.Done || now.Sub(last) >= time.Second {
+				ev := "checking"
+				if p.Done {
+					ev = "checked"
+				}
+				writeJSONLine(e.stdout, checkEvent{Event: ev, Name: t.Name(), Pieces: p.Pieces, Checked: p.Checked, Verified: p.Verified, Resumed: p.Resumed})
+				last = now
+			}
+			return
+		}
+		line.show(p)
+		if !p.Done {
+			return
+		}
+		line.clear()
+		switch {
+		case p.Verified == 0:
+		case p.Resumed == p.Verified:
+			fmt.Fprintf(e.stderr, "resuming %s: %d of %d pieces already here (from the resume record)\n", name, p.Verified, p.Pieces)
+		default:
+			fmt.Fprintf(e.stderr, "resuming %s: %d of %d pieces already here (%d from the resume record, %d hashed)\n",
+				name, p.Verified, p.Pieces, p.Resumed, p.Verified-p.Resumed)
 		}
 	}
 }

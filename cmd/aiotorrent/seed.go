@@ -41,6 +41,7 @@ func seedFlags() (*flag.FlagSet, *seedOpts) {
 	fs.BoolVar(&o.partial, "partial", false, "seed the pieces that are there when the data is incomplete, instead of refusing")
 	o.stop.register(fs, "")
 	o.register(fs, true)
+	registerStateDir(fs, &o.stateDir)
 	o.limits.register(fs)
 	fs.BoolVar(&o.json, "json", false, "print the state as JSON lines on stdout")
 	fs.DurationVar(&o.every, "status-every", 10*time.Second, "when stderr is not a terminal (or with --json), print the status every `D`")
@@ -345,7 +346,7 @@ func (v *seedView) checker(it *seedItem) func(aiotorrent.CheckProgress) {
 		switch {
 		case v.json:
 			if now.Sub(last) >= time.Second {
-				writeJSONLine(v.e.stdout, checkEvent{Event: "checking", Name: it.t.Name(), Pieces: p.Pieces, Checked: p.Checked, Verified: p.Verified})
+				writeJSONLine(v.e.stdout, checkEvent{Event: "checking", Name: it.t.Name(), Pieces: p.Pieces, Checked: p.Checked, Verified: p.Verified, Resumed: p.Resumed})
 				last = now
 			}
 		case v.e.isTerminal:
@@ -713,6 +714,7 @@ type checkEvent struct {
 	Pieces   int    `json:"pieces"`
 	Checked  int    `json:"checked"`
 	Verified int    `json:"pieces_present"`
+	Resumed  int    `json:"resumed"` // of those, taken from the resume record without hashing
 }
 
 // incompleteEvent is the JSON line of a torrent refused as incomplete.

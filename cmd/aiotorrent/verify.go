@@ -21,8 +21,9 @@ var verifyCmd = &command{
 }
 
 type verifyOpts struct {
-	dir  string
-	json bool
+	dir      string
+	json     bool
+	stateDir string
 }
 
 func verifyFlags() (*flag.FlagSet, *verifyOpts) {
@@ -30,6 +31,7 @@ func verifyFlags() (*flag.FlagSet, *verifyOpts) {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	fs.StringVar(&o.dir, "d", ".", "the folder holding the torrent's content (`DIR`, as given to download -o)")
 	fs.BoolVar(&o.json, "json", false, "print the result as one JSON object")
+	registerStateDir(fs, &o.stateDir)
 	return fs, o
 }
 
@@ -42,7 +44,14 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	if len(pos) != 1 {
 		return usagef("wants one torrent file, got %d arguments", len(pos))
 	}
-	t, err := aiotorrent.Open(ctx, pos[0])
+	// A client only for its resume records: pieces they vouch for that
+	// are found damaged are withdrawn, so download fetches them again.
+	client, err := aiotorrent.NewClient(aiotorrent.Config{ListenAddr: "-", NoTrackers: true, StateDir: o.stateDir, Logger: e.logger()})
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	t, err := client.Open(ctx, pos[0])
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,193 @@
+package aiotorrent
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/aiotorrent/aiotorrent/internal/bitfield"
+	"github.com/aiotorrent/aiotorrent/internal/resume"
+	"github.com/aiotorrent/aiotorrent/storage"
+)
+
+// stateSaveEvery is how often a running torrent's resume record is
+// written while pieces are being verified. It is also written when a file
+// completes, when the storage fails, and when the torrent stops.
+const stateSaveEvery = 30 * time.Second
+
+// DefaultStateDir returns the folder where resume records are kept when
+// Config.StateDir is empty: $XDG_STATE_HOME/aiotorrent if that variable
+// holds an absolute path, else ~/.local/state/aiotorrent on Unix systems,
+// and the user's cache folder (os.UserCacheDir) plus "aiotorrent"
+// elsewhere.
+func DefaultStateDir() (string, error) {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "aiotorrent"), nil
+	}
+	switch runtime.GOOS {
+	case "windows", "darwin", "ios", "plan9", "js", "wasip1":
+		d, err := os.UserCacheDir()
+		if err != nil {
+			return "", fmt.Errorf("state folder: %w", err)
+		}
+		return filepath.Join(d, "aiotorrent"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("state folder: %w", err)
+	}
+	return filepath.Join(home, ".local", "state", "aiotorrent"), nil
+}
+
+// resolveStateDir turns Config.StateDir into the folder used, "" for none.
+func resolveStateDir(cfg string, log interface{ Warn(string, ...any) }) string {
+	switch cfg {
+	case "-":
+		return ""
+	case "":
+		d, err := DefaultStateDir()
+		if err != nil {
+			log.Warn("no resume records kept", "err", err)
+			return ""
+		}
+		return d
+	}
+	d, err := filepath.Abs(cfg)
+	if err != nil {
+		log.Warn("no resume records kept", "err", err)
+		return ""
+	}
+	return d
+}
+
+// planCheck reads the torrent's resume record, if any, and compares it
+// with the files in the download folder: the plan says which pieces to
+// trust and which to hash. nil means hash everything.
+func (e *engine) planCheck() *checkPlan {
+	fstore, ok := e.store.(durable)
+	if e.stateDir == "" || !ok {
+		return nil
+	}
+	st, err := resume.Load(e.stateDir, e.hash)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			e.log.Warn("resume record not used: every piece is checked", "err", err)
+		}
+		return nil
+	}
+	files, parts, err := fstore.Stamps()
+	if err != nil {
+		e.log.Warn("resume record not used: every piece is checked", "err", err)
+		return nil
+	}
+	e.strategyName = st.Strategy
+	trusted, check := resume.Plan(st, e.info, e.dir, fstore.Selected(), files, parts)
+	e.log.Info("resume record read", "trusted", trusted.Count(), "to check", check.Count())
+	return &checkPlan{trusted: trusted, check: check}
+}
+
+// durable is what a storage needs for resume records: *storage.File,
+// or a wrapper of it.
+type durable interface {
+	Sync() error
+	Stamps() (files []storage.Stamp, parts storage.Stamp, err error)
+	Selected() []bool
+}
+
+// stateSnapshot is what the loop hands to a save: the verified pieces and
+// the settings as they were at one moment.
+type stateSnapshot struct {
+	pieces   *bitfield.Bitfield
+	selected []bool
+	strategy string
+}
+
+func (e *engine) snapshot() stateSnapshot {
+	return stateSnapshot{
+		pieces:   e.picker.HaveBitfield().Clone(),
+		selected: e.store.(durable).Selected(),
+		strategy: e.strategyName,
+	}
+}
+
+// saveState writes the resume record off the loop (on the loop), one save
+// at a time: a request during a save makes another one follow it.
+func (e *engine) saveState() {
+	if e.stateDir == "" || e.cache != nil || e.closed {
+		return
+	}
+	if _, ok := e.store.(durable); !ok {
+		return
+	}
+	if e.saving {
+		e.saveAgain = true
+		return
+	}
+	e.saving, e.saveAgain, e.stateDirty = true, false, false
+	e.lastSave = time.Now()
+	snap := e.snapshot()
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		err := e.writeState(snap)
+		e.call(func() {
+			e.saving = false
+			if err != nil {
+				e.stateDirty = true
+				if e.saveErr == nil || e.saveErr.Error() != err.Error() {
+					e.log.Warn("resume record not saved", "err", err)
+				}
+			}
+			e.saveErr = err
+			if e.saveAgain {
+				e.saveState()
+			}
+		})
+	}()
+}
+
+// writeState makes the snapshot's pieces durable, then records them with
+// the files as they are now. The order is what makes a record safe after
+// a power loss: every piece it lists was synced before it was written
+// (data before state). A file written after the sync has a newer stamp, so
+// a restart checks it.
+func (e *engine) writeState(snap stateSnapshot) error {
+	fstore := e.store.(durable)
+	if err := fstore.Sync(); err != nil {
+		return err
+	}
+	files, parts, err := fstore.Stamps()
+	if err != nil {
+		return err
+	}
+	st := &resume.State{
+		InfoHash: e.hash,
+		Dir:      e.dir,
+		Pieces:   snap.pieces,
+		Files:    make([]resume.File, len(files)),
+		Parts:    parts,
+		Strategy: snap.strategy,
+		Saved:    time.Now(),
+	}
+	for i := range files {
+		st.Files[i] = resume.File{Selected: snap.selected[i], Stamp: files[i]}
+	}
+	return resume.Save(e.stateDir, st)
+}
+
+// saveFinal writes the record as the torrent stops, once the loop and
+// every other goroutine of the torrent are gone. A failure is logged: the
+// data is safe, and the next start checks what the record cannot vouch
+// for.
+func (e *engine) saveFinal() {
+	if _, ok := e.store.(durable); !ok || e.stateDir == "" || e.cache != nil {
+		return
+	}
+	if err := e.writeState(e.snapshot()); err != nil {
+		e.log.Warn("resume record not saved", "err", err)
+	}
+}

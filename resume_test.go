@@ -1,0 +1,336 @@
+package aiotorrent
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aiotorrent/aiotorrent/internal/resume"
+	"github.com/aiotorrent/aiotorrent/metainfo"
+)
+
+// stateClient returns a client on loopback, without trackers, keeping its
+// resume records in stateDir.
+func stateClient(t *testing.T, stateDir string) *Client {
+	t.Helper()
+	return seedClient(t, Config{StateDir: stateDir})
+}
+
+// checkLog records what OnCheck reports.
+type checkLog struct {
+	mu    sync.Mutex
+	calls []CheckProgress
+}
+
+func (l *checkLog) add(p CheckProgress) {
+	l.mu.Lock()
+	l.calls = append(l.calls, p)
+	l.mu.Unlock()
+}
+
+func (l *checkLog) last(t *testing.T) CheckProgress {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.calls) == 0 || !l.calls[len(l.calls)-1].Done {
+		t.Fatalf("check progress %+v: no last call", l.calls)
+	}
+	return l.calls[len(l.calls)-1]
+}
+
+// resumeTorrent is a torrent of two files sharing a piece, and a seeder
+// of it, slowed down so that a download can be stopped half way.
+func resumeTorrent(t *testing.T, upload int64) (mi *metainfo.MetaInfo, src string, seeder *Client) {
+	t.Helper()
+	const pl = 16 << 10
+	mi, src = makeTorrent(t, "resume", pl, testFile{"a", 40*pl + 123}, testFile{"b", 30 * pl})
+	seeder = seedClient(t, Config{UploadLimit: upload, StateDir: "-"})
+	tor, err := seeder.Add(mi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tor.Start(WithDir(src)); err != nil {
+		t.Fatal(err)
+	}
+	return mi, src, seeder
+}
+
+func sameTree(t *testing.T, mi *metainfo.MetaInfo, got, want string) {
+	t.Helper()
+	for _, f := range mi.Info.Files {
+		p := filepath.Join(f.Path...)
+		sameFile(t, filepath.Join(got, p), filepath.Join(want, p))
+	}
+}
+
+// TestResumeContinues: a download stopped half way continues in a new
+// client: the check takes every piece from the record without hashing
+// any, the strategy of the first download is kept, and only the pieces
+// missing are fetched.
+func TestResumeContinues(t *testing.T) {
+	mi, src, seeder := resumeTorrent(t, 1<<20)
+	state, dir := t.TempDir(), t.TempDir()
+	pl := mi.Info.PieceLength
+	n := mi.Info.NumPieces()
+
+	c1 := stateClient(t, state)
+	tor1, _ := c1.Add(mi)
+	tor1.AddPeers(clientAddr(seeder))
+	ctx, cancel := context.WithCancel(t.Context())
+	got := 0
+	err := tor1.DownloadAll(ctx, WithDir(dir), WithStrategy(Sequential), OnPiece(func(Piece) {
+		if got++; got == n/2 {
+			cancel()
+		}
+	}))
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("stopped download: %v", err)
+	}
+	if tor1.Stats().Running {
+		t.Fatal("torrent still running after its download was stopped")
+	}
+	rec, err := resume.Load(state, mi.InfoHash)
+	if err != nil {
+		t.Fatalf("no record after the stop: %v", err)
+	}
+	saved := rec.Pieces.Count()
+	if saved < n/2 || saved == n || rec.Strategy != "sequential" {
+		t.Fatalf("record holds %d of %d pieces, strategy %q; want at least %d and not all, sequential", saved, n, rec.Strategy, n/2)
+	}
+	c1.Close()
+
+	c2 := stateClient(t, state)
+	tor2, _ := c2.Add(mi)
+	tor2.AddPeers(clientAddr(seeder))
+	var checks checkLog
+	var order []int
+	if err := tor2.DownloadAll(t.Context(), WithDir(dir), OnCheck(checks.add), OnPiece(func(p Piece) { order = append(order, p.Index) })); err != nil {
+		t.Fatal(err)
+	}
+	last := checks.last(t)
+	if last.Resumed != saved || last.Verified != saved || last.Checked != n {
+		t.Errorf("check %+v; want all %d pieces settled by the record, %d of them verified", last, n, saved)
+	}
+	if !slices.IsSorted(order) || len(order) != n {
+		t.Errorf("pieces reported in the order %v: the record's sequential strategy was not kept", order)
+	}
+	if s := tor2.Stats(); s.Downloaded > int64(n-saved)*pl {
+		t.Errorf("fetched %d bytes, want at most the %d of the %d missing pieces", s.Downloaded, int64(n-saved)*pl, n-saved)
+	}
+	sameTree(t, mi, dir, src)
+	tor2.Close()
+	if rec, err = resume.Load(state, mi.InfoHash); err != nil || !rec.Pieces.Full() {
+		t.Fatalf("record after the download: %v, %d of %d pieces", err, rec.Pieces.Count(), n)
+	}
+
+	// Seeding it now hashes nothing either.
+	c3 := stateClient(t, state)
+	tor3, _ := c3.Add(mi)
+	checks = checkLog{}
+	ctx, cancel = context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	if err := tor3.Seed(ctx, WithDir(dir), OnCheck(checks.add)); err != nil {
+		t.Fatal(err)
+	}
+	if last := checks.last(t); last.Resumed != n {
+		t.Errorf("seed check %+v, want all %d pieces from the record", last, n)
+	}
+}
+
+// TestResumeDistrustsChanges: data changed behind a record is hashed
+// again, whatever the change: new bytes of the same size with a newer
+// time, a file cut short, a file deleted. Pieces of the files left as
+// they were are trusted. New bytes with the old time restored are trusted
+// blindly, until Verify withdraws the damaged pieces from the record.
+func TestResumeDistrustsChanges(t *testing.T) {
+	mi, src, seeder := resumeTorrent(t, 0)
+	pl := mi.Info.PieceLength
+	n := mi.Info.NumPieces()
+	aPieces := 41 // file a: pieces 0-40, 40 shared with b
+	cases := []struct {
+		name    string
+		change  func(t *testing.T, a string)
+		resumed int   // pieces trusted
+		missing []int // pieces found bad
+	}{
+		{"same size, newer time", func(t *testing.T, a string) {
+			flip(t, a, 3*pl+7)
+			later(t, a, time.Second)
+		}, n - aPieces, []int{3}},
+		{"cut short", func(t *testing.T, a string) {
+			if err := os.Truncate(a, 38*pl); err != nil {
+				t.Fatal(err)
+			}
+		}, n - aPieces, []int{38, 39, 40}},
+		{"deleted", func(t *testing.T, a string) {
+			if err := os.Remove(a); err != nil {
+				t.Fatal(err)
+			}
+		}, n - aPieces, seq(0, aPieces)},
+		{"same size, same time", func(t *testing.T, a string) {
+			st, _ := os.Stat(a)
+			flip(t, a, 5*pl)
+			if err := os.Chtimes(a, st.ModTime(), st.ModTime()); err != nil {
+				t.Fatal(err)
+			}
+		}, n, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			state, dir := t.TempDir(), t.TempDir()
+			c1 := stateClient(t, state)
+			tor1, _ := c1.Add(mi)
+			tor1.AddPeers(clientAddr(seeder))
+			if err := tor1.DownloadAll(t.Context(), WithDir(dir)); err != nil {
+				t.Fatal(err)
+			}
+			c1.Close()
+			a := filepath.Join(dir, "resume", "a")
+			tc.change(t, a)
+
+			c2 := stateClient(t, state)
+			tor2, _ := c2.Add(mi)
+			var checks checkLog
+			if err := tor2.Start(WithDir(dir), OnCheck(checks.add)); err != nil {
+				t.Fatal(err)
+			}
+			last := checks.last(t)
+			if last.Resumed != tc.resumed || last.Verified != n-len(tc.missing) {
+				t.Errorf("check %+v; want %d pieces from the record and %d verified", last, tc.resumed, n-len(tc.missing))
+			}
+			tor2.Close()
+			if tc.missing == nil {
+				// Trusted blindly: Verify finds the damage and takes the
+				// piece out of the record.
+				tv, _ := c2.Add(mi)
+				r, err := tv.Verify(t.Context(), WithDir(dir))
+				if err != nil || !slices.Equal(r.Bad, []int{5}) {
+					t.Fatalf("verify: %v, bad %v, want [5]", err, r.Bad)
+				}
+				tc.missing = r.Bad
+			}
+			c3 := stateClient(t, state)
+			tor3, _ := c3.Add(mi)
+			tor3.AddPeers(clientAddr(seeder))
+			if err := tor3.DownloadAll(t.Context(), WithDir(dir)); err != nil {
+				t.Fatal(err)
+			}
+			if s := tor3.Stats(); s.Downloaded > int64(len(tc.missing))*pl {
+				t.Errorf("fetched %d bytes, want at most the %d of pieces %v", s.Downloaded, int64(len(tc.missing))*pl, tc.missing)
+			}
+			sameTree(t, mi, dir, src)
+		})
+	}
+}
+
+// TestResumeStaleRecord is what a crash leaves: a record written before
+// the last pieces, whose file has been written since. That file is hashed
+// again and every piece in it is found; the others are trusted.
+func TestResumeStaleRecord(t *testing.T) {
+	mi, src, seeder := resumeTorrent(t, 0)
+	n := mi.Info.NumPieces()
+	state, dir := t.TempDir(), t.TempDir()
+	c1 := stateClient(t, state)
+	tor1, _ := c1.Add(mi)
+	tor1.AddPeers(clientAddr(seeder))
+	if err := tor1.DownloadAll(t.Context(), WithDir(dir)); err != nil {
+		t.Fatal(err)
+	}
+	c1.Close()
+	rec, err := resume.Load(state, mi.InfoHash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As if saved before b's last 10 pieces were written: they are not
+	// in it, and b looked older.
+	for i := n - 10; i < n; i++ {
+		rec.Pieces.Clear(i)
+	}
+	rec.Files[1].Stamp.ModTime = rec.Files[1].Stamp.ModTime.Add(-time.Second)
+	if err := resume.Save(state, rec); err != nil {
+		t.Fatal(err)
+	}
+
+	c2 := stateClient(t, state)
+	tor2, _ := c2.Add(mi)
+	var checks checkLog
+	if err := tor2.Start(WithDir(dir), OnCheck(checks.add)); err != nil {
+		t.Fatal(err)
+	}
+	if last := checks.last(t); last.Verified != n || last.Resumed != 40 {
+		t.Errorf("check %+v; want every piece, the 40 of a alone from the record", last)
+	}
+	sameTree(t, mi, dir, src)
+}
+
+// TestResumeOff: with StateDir "-" no record is written, and a start
+// hashes everything.
+func TestResumeOff(t *testing.T) {
+	mi, _, seeder := resumeTorrent(t, 0)
+	dir := t.TempDir()
+	c := seedClient(t, Config{StateDir: "-"})
+	tor, _ := c.Add(mi)
+	tor.AddPeers(clientAddr(seeder))
+	if err := tor.DownloadAll(t.Context(), WithDir(dir)); err != nil {
+		t.Fatal(err)
+	}
+	tor.Close()
+	def, err := DefaultStateDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := resume.Load(def, mi.InfoHash); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("record in the default folder with StateDir \"-\": %v", err)
+	}
+	tor, _ = c.Add(mi)
+	var checks checkLog
+	if err := tor.Start(WithDir(dir), OnCheck(checks.add)); err != nil {
+		t.Fatal(err)
+	}
+	if last := checks.last(t); last.Resumed != 0 || last.Verified != mi.Info.NumPieces() {
+		t.Errorf("check %+v, want every piece hashed", last)
+	}
+}
+
+func flip(t *testing.T, name string, off int64) {
+	t.Helper()
+	f, err := os.OpenFile(name, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0xff
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// later moves a file's modification time forward by d.
+func later(t *testing.T, name string, d time.Duration) {
+	t.Helper()
+	st, err := os.Stat(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(name, st.ModTime().Add(d), st.ModTime().Add(d)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func seq(from, to int) []int {
+	var s []int
+	for i := from; i < to; i++ {
+		s = append(s, i)
+	}
+	return s
+}
