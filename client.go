@@ -224,11 +224,18 @@ func (c *Client) port() uint16 {
 // PeerID returns the client's peer id.
 func (c *Client) PeerID() [20]byte { return c.cfg.PeerID }
 
-// Open adds a torrent from a .torrent file path or a magnet link.
+// Open adds a torrent from a .torrent file path or a magnet link. A
+// torrent downloaded before with the same state folder (Config.StateDir)
+// left its metainfo there: a magnet link of it has its metadata at once.
 func (c *Client) Open(ctx context.Context, pathOrMagnet string) (*Torrent, error) {
 	t, err := Open(ctx, pathOrMagnet)
 	if err != nil {
 		return nil, err
+	}
+	if t.mi == nil {
+		// A magnet link of a torrent this client's state folder has seen
+		// before: its metainfo was kept there.
+		t.mi = c.cachedMetadata(t.infoHash)
 	}
 	return c.add(t)
 }

@@ -86,7 +86,7 @@ func TestDiskFullPauses(t *testing.T) {
 	}
 	rec, err := resume.Load(state, mi.InfoHash)
 	if err != nil || rec.Pieces.Count() != s1.PiecesVerified {
-		t.Fatalf("record after the failure: %v; want the %d pieces verified", err, s1.PiecesVerified)
+		t.Fatalf("record after the failure: %v, %d pieces; want the %d pieces verified", err, rec.Pieces.Count(), s1.PiecesVerified)
 	}
 	fetched := s1.Downloaded
 

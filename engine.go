@@ -138,6 +138,7 @@ type engine struct {
 	saveAgain    bool
 	saveErr      error
 	lastSave     time.Time
+	metaPath     string // the metainfo kept beside the record; used by saves only
 }
 
 // pieceBuf holds the blocks of a piece being fetched.
@@ -1135,6 +1136,9 @@ func (e *engine) onHashed(r hashResult) {
 	e.picker.Verified(r.index)
 	e.haveBits.Set(r.index)
 	e.stateDirty = true
+	if e.err != nil {
+		e.saveState() // paused: the record should have every piece now
+	}
 	if e.rcache != nil {
 		// No cached unit can hold bytes of a piece before it is verified:
 		// units are pieces or parts of one (piece lengths are powers of

@@ -11,6 +11,7 @@ import (
 
 	"github.com/aiotorrent/aiotorrent/internal/bitfield"
 	"github.com/aiotorrent/aiotorrent/internal/resume"
+	"github.com/aiotorrent/aiotorrent/metainfo"
 	"github.com/aiotorrent/aiotorrent/storage"
 )
 
@@ -164,7 +165,12 @@ func (e *engine) writeState(snap stateSnapshot) error {
 	if err != nil {
 		return err
 	}
+	meta, err := e.keepMetadata()
+	if err != nil {
+		e.log.Warn("metainfo not kept", "err", err)
+	}
 	st := &resume.State{
+		Metadata: meta,
 		InfoHash: e.hash,
 		Dir:      e.dir,
 		Pieces:   snap.pieces,
@@ -190,4 +196,41 @@ func (e *engine) saveFinal() {
 	if err := e.writeState(e.snapshot()); err != nil {
 		e.log.Warn("resume record not saved", "err", err)
 	}
+}
+
+// keepMetadata writes the torrent's metainfo beside its record, once, so
+// that a magnet link of it starts later with the metadata at hand; it
+// returns its path. Saves run one at a time, so metaPath needs no lock.
+func (e *engine) keepMetadata() (string, error) {
+	if e.metaPath != "" {
+		return e.metaPath, nil
+	}
+	p := resume.MetadataPath(e.stateDir, e.hash)
+	if _, err := os.Stat(p); err != nil {
+		data, err := e.t.mi.Marshal()
+		if err != nil {
+			return "", err
+		}
+		if p, err = resume.SaveMetadata(e.stateDir, e.hash, data); err != nil {
+			return "", err
+		}
+	}
+	e.metaPath = p
+	return p, nil
+}
+
+// cachedMetadata returns the metainfo kept for the torrent with info hash
+// h in the client's state folder, or nil.
+func (c *Client) cachedMetadata(h metainfo.Hash) *metainfo.MetaInfo {
+	if c.stateDir == "" {
+		return nil
+	}
+	mi, err := resume.LoadMetadata(c.stateDir, h)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			c.cfg.Logger.Warn("kept metainfo not used", "err", err)
+		}
+		return nil
+	}
+	return mi
 }

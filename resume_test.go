@@ -334,3 +334,62 @@ func seq(from, to int) []int {
 	}
 	return s
 }
+
+// TestResumeKeepsMetadata: a torrent's metainfo is kept beside its record,
+// so that a magnet link of it opens with its metadata and continues the
+// download with no metadata exchange; a kept file that is not the
+// torrent's is not used.
+func TestResumeKeepsMetadata(t *testing.T) {
+	mi, src, seeder := resumeTorrent(t, 0)
+	state, dir := t.TempDir(), t.TempDir()
+	c1 := stateClient(t, state)
+	tor1, _ := c1.Add(mi)
+	tor1.AddPeers(clientAddr(seeder))
+	if err := tor1.DownloadAll(t.Context(), WithDir(dir)); err != nil {
+		t.Fatal(err)
+	}
+	c1.Close()
+	rec, err := resume.Load(state, mi.InfoHash)
+	if err != nil || rec.Metadata != resume.MetadataPath(state, mi.InfoHash) {
+		t.Fatalf("record: %v, metadata at %q", err, rec.Metadata)
+	}
+
+	magnet := "magnet:?xt=urn:btih:" + mi.InfoHash.String() + "&dn=other&tr=http%3A%2F%2F127.0.0.1%3A1%2Fannounce"
+	c2 := stateClient(t, state)
+	tor2, err := c2.Open(t.Context(), magnet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tor2.HasMetadata() || tor2.Name() != "resume" || len(tor2.Files()) != 2 {
+		t.Fatalf("magnet opened with metadata %v, name %q, %d files; want the kept metainfo", tor2.HasMetadata(), tor2.Name(), len(tor2.Files()))
+	}
+	if tr := tor2.Trackers(); len(tr) == 0 || tr[len(tr)-1][0] != "http://127.0.0.1:1/announce" {
+		t.Errorf("trackers %v: want the magnet's tracker kept", tr)
+	}
+	var checks checkLog
+	if err := tor2.DownloadAll(t.Context(), WithDir(dir), OnCheck(checks.add)); err != nil {
+		t.Fatal(err)
+	}
+	if last := checks.last(t); last.Resumed != mi.Info.NumPieces() {
+		t.Errorf("check %+v, want every piece from the record", last)
+	}
+	sameTree(t, mi, dir, src)
+
+	// Another torrent's metainfo under this hash's name is refused.
+	other, _ := makeTorrent(t, "other", 16<<10, testFile{"x", 1000})
+	data, err := other.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(resume.MetadataPath(state, mi.InfoHash), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c3 := seedClient(t, Config{StateDir: state, NoTrackers: true})
+	tor3, err := c3.Open(t.Context(), magnet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tor3.HasMetadata() {
+		t.Error("a kept metainfo of another torrent was used")
+	}
+}

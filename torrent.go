@@ -151,14 +151,25 @@ func (t *Torrent) NumPieces() int {
 func (t *Torrent) Private() bool { return t.mi != nil && t.mi.Info.Private }
 
 // Trackers returns the torrent's tracker URLs in tiers (BEP 12). A magnet
-// link's trackers form one tier each, in the link's order.
+// link's trackers form one tier each, in the link's order, after the
+// metadata's when both are known.
 func (t *Torrent) Trackers() [][]string {
 	var tiers [][]string
+	seen := map[string]bool{}
 	if t.mi != nil {
 		tiers = t.mi.Trackers()
-	} else if t.magnet != nil {
+		for _, tier := range tiers {
+			for _, tr := range tier {
+				seen[tr] = true
+			}
+		}
+	}
+	if t.magnet != nil {
 		for _, tr := range t.magnet.Trackers {
-			tiers = append(tiers, []string{tr})
+			if !seen[tr] {
+				seen[tr] = true
+				tiers = append(tiers, []string{tr})
+			}
 		}
 	}
 	out := make([][]string, len(tiers))

@@ -32,7 +32,10 @@ func sampleAnon(pid int) *harness.PeakSampler { return harness.SamplePeak(pid, "
 // -perf, under "perf record", which writes its profile in the -perf folder
 // as ours-RUN.data; with -cpuprofile, it writes a Go CPU profile there.
 func (b *bench) oursLeech(ctx context.Context, out string, r int) (*measure, error) {
-	argv := []string{b.swarm.Bin, "download", "-o", out, "--listen", "127.0.0.1:0", "--progress-every", "1s", b.swarm.Torrent}
+	// Resume records as a user has them, in the work folder rather than
+	// the user's own state folder.
+	argv := []string{b.swarm.Bin, "download", "-o", out, "--listen", "127.0.0.1:0", "--progress-every", "1s",
+		"--state-dir", filepath.Join(b.swarm.Work, "state"), b.swarm.Torrent}
 	if b.perf != "" {
 		data := filepath.Join(b.cfg.perfDir, fmt.Sprintf("ours-%d.data", r+1))
 		argv = append([]string{b.perf, "record", "-e", "cpu-clock", "-F", "999", "-g", "-o", data, "--"}, argv...)

@@ -228,22 +228,61 @@ func Save(dir string, s *State) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
-	p := Path(dir, s.InfoHash)
+	if err := replace(dir, Path(dir, s.InfoHash), data); err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	return nil
+}
+
+// MetadataPath returns where the metainfo of the torrent with info hash h
+// is kept in folder dir, for a magnet link of it to start without
+// fetching the metadata again.
+func MetadataPath(dir string, h metainfo.Hash) string {
+	return filepath.Join(dir, h.String()+".torrent")
+}
+
+// SaveMetadata writes data, a .torrent file's bytes, as the kept metainfo
+// of the torrent with info hash h, atomically, and returns its path.
+func SaveMetadata(dir string, h metainfo.Hash, data []byte) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("resume: %w", err)
+	}
+	p := MetadataPath(dir, h)
+	if err := replace(dir, p, data); err != nil {
+		return "", fmt.Errorf("resume: %w", err)
+	}
+	return p, nil
+}
+
+// LoadMetadata reads the kept metainfo of the torrent with info hash h; it
+// must be that torrent's. A missing file is an error wrapping
+// fs.ErrNotExist.
+func LoadMetadata(dir string, h metainfo.Hash) (*metainfo.MetaInfo, error) {
+	mi, err := metainfo.LoadFile(MetadataPath(dir, h))
+	if err != nil {
+		return nil, err
+	}
+	if mi.InfoHash != h {
+		return nil, fmt.Errorf("resume: %s holds the metainfo of %s", MetadataPath(dir, h), mi.InfoHash)
+	}
+	return mi, nil
+}
+
+// replace writes data to the file p in folder dir through a synced
+// temporary file renamed over it, then syncs the folder.
+func replace(dir, p string, data []byte) error {
 	var rnd [6]byte
 	rand.Read(rnd[:])
 	tmp := p + ".tmp-" + hex.EncodeToString(rnd[:])
 	if err := writeSynced(tmp, data); err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("resume: %w", err)
+		return err
 	}
 	if err := os.Rename(tmp, p); err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("resume: %w", err)
+		return err
 	}
-	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("resume: %w", err)
-	}
-	return nil
+	return syncDir(dir)
 }
 
 // Remove deletes the record of the torrent with info hash h, if any.
