@@ -61,6 +61,19 @@ func resumeTorrent(t *testing.T, upload int64) (mi *metainfo.MetaInfo, src strin
 	return mi, src, seeder
 }
 
+// downloadOnce downloads mi from the seeder into dir in a new client
+// keeping its records in state, and closes that client.
+func downloadOnce(t *testing.T, state string, mi *metainfo.MetaInfo, dir string, seeder *Client) {
+	t.Helper()
+	c := stateClient(t, state)
+	tor, _ := c.Add(mi)
+	tor.AddPeers(clientAddr(seeder))
+	if err := tor.DownloadAll(t.Context(), WithDir(dir)); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+}
+
 func sameTree(t *testing.T, mi *metainfo.MetaInfo, got, want string) {
 	t.Helper()
 	for _, f := range mi.Info.Files {
@@ -184,13 +197,7 @@ func TestResumeDistrustsChanges(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			state, dir := t.TempDir(), t.TempDir()
-			c1 := stateClient(t, state)
-			tor1, _ := c1.Add(mi)
-			tor1.AddPeers(clientAddr(seeder))
-			if err := tor1.DownloadAll(t.Context(), WithDir(dir)); err != nil {
-				t.Fatal(err)
-			}
-			c1.Close()
+			downloadOnce(t, state, mi, dir, seeder)
 			a := filepath.Join(dir, "resume", "a")
 			tc.change(t, a)
 
@@ -236,13 +243,7 @@ func TestResumeStaleRecord(t *testing.T) {
 	mi, src, seeder := resumeTorrent(t, 0)
 	n := mi.Info.NumPieces()
 	state, dir := t.TempDir(), t.TempDir()
-	c1 := stateClient(t, state)
-	tor1, _ := c1.Add(mi)
-	tor1.AddPeers(clientAddr(seeder))
-	if err := tor1.DownloadAll(t.Context(), WithDir(dir)); err != nil {
-		t.Fatal(err)
-	}
-	c1.Close()
+	downloadOnce(t, state, mi, dir, seeder)
 	rec, err := resume.Load(state, mi.InfoHash)
 	if err != nil {
 		t.Fatal(err)
@@ -342,13 +343,7 @@ func seq(from, to int) []int {
 func TestResumeKeepsMetadata(t *testing.T) {
 	mi, src, seeder := resumeTorrent(t, 0)
 	state, dir := t.TempDir(), t.TempDir()
-	c1 := stateClient(t, state)
-	tor1, _ := c1.Add(mi)
-	tor1.AddPeers(clientAddr(seeder))
-	if err := tor1.DownloadAll(t.Context(), WithDir(dir)); err != nil {
-		t.Fatal(err)
-	}
-	c1.Close()
+	downloadOnce(t, state, mi, dir, seeder)
 	rec, err := resume.Load(state, mi.InfoHash)
 	if err != nil || rec.Metadata != resume.MetadataPath(state, mi.InfoHash) {
 		t.Fatalf("record: %v, metadata at %q", err, rec.Metadata)
