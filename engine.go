@@ -139,6 +139,8 @@ type engine struct {
 	saveErr      error
 	lastSave     time.Time
 	metaPath     string // the metainfo kept beside the record; used by saves only
+	lateMu       sync.Mutex
+	late         []hashResult // verified as the torrent stopped, for the record
 }
 
 // pieceBuf holds the blocks of a piece being fetched.
@@ -652,6 +654,23 @@ func (e *engine) doStop() error {
 	e.sendMu.Unlock()
 	e.loopWG.Wait()
 	e.wg.Wait()
+	// Pieces verified and written that the loop did not hear of: the
+	// record must list every piece on disk.
+	for {
+		select {
+		case r := <-e.hashed:
+			e.late = append(e.late, r)
+			continue
+		default:
+		}
+		break
+	}
+	for _, r := range e.late {
+		if r.ok && r.err == nil && e.cache == nil {
+			e.picker.Verified(r.index)
+			e.haveBits.Set(r.index)
+		}
+	}
 	// Events may hold blocks and connections that never reached the loop.
 	for {
 		select {
@@ -1009,6 +1028,11 @@ func (e *engine) verify(i int) {
 		select {
 		case e.hashed <- r:
 		case <-e.ctx.Done():
+			// Stopping: the piece may be written already. The stop
+			// counts it, for the resume record.
+			e.lateMu.Lock()
+			e.late = append(e.late, r)
+			e.lateMu.Unlock()
 		}
 	})
 }

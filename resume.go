@@ -73,6 +73,7 @@ func (e *engine) planCheck() *checkPlan {
 	if e.stateDir == "" || !ok {
 		return nil
 	}
+	resume.Clean(e.stateDir, e.hash) // what a save cut short left
 	st, err := resume.Load(e.stateDir, e.hash)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
@@ -105,6 +106,10 @@ type stateSnapshot struct {
 	pieces   *bitfield.Bitfield
 	selected []bool
 	strategy string
+	at       time.Time
+	// final: taken once every write is over, so that the files hold no
+	// verified piece the snapshot lacks.
+	final bool
 }
 
 func (e *engine) snapshot() stateSnapshot {
@@ -112,8 +117,14 @@ func (e *engine) snapshot() stateSnapshot {
 		pieces:   e.picker.HaveBitfield().Clone(),
 		selected: e.store.(durable).Selected(),
 		strategy: e.strategyName,
+		at:       time.Now(),
 	}
 }
+
+// racyWindow is how close to a snapshot a file's modification time marks
+// it racy (resume.File.Racy): more than the coarsest file times (FAT's
+// 2 s), and more than the time from the snapshot to the stamps.
+const racyWindow = 3 * time.Second
 
 // saveState writes the resume record off the loop (on the loop), one save
 // at a time: a request during a save makes another one follow it.
@@ -179,8 +190,12 @@ func (e *engine) writeState(snap stateSnapshot) error {
 		Strategy: snap.strategy,
 		Saved:    time.Now(),
 	}
-	for i := range files {
-		st.Files[i] = resume.File{Selected: snap.selected[i], Stamp: files[i]}
+	for i, stamp := range files {
+		// Pieces verified after the snapshot may be written already, in
+		// the stamp, and not listed: a racy file's unlisted pieces are
+		// hashed at the next start rather than fetched again.
+		racy := !snap.final && stamp.Exists && stamp.ModTime.After(snap.at.Add(-racyWindow))
+		st.Files[i] = resume.File{Selected: snap.selected[i], Stamp: stamp, Racy: racy}
 	}
 	return resume.Save(e.stateDir, st)
 }
@@ -193,7 +208,9 @@ func (e *engine) saveFinal() {
 	if _, ok := e.store.(durable); !ok || e.stateDir == "" || e.cache != nil {
 		return
 	}
-	if err := e.writeState(e.snapshot()); err != nil {
+	snap := e.snapshot()
+	snap.final = true
+	if err := e.writeState(snap); err != nil {
 		e.log.Warn("resume record not saved", "err", err)
 	}
 }

@@ -388,3 +388,45 @@ func TestResumeKeepsMetadata(t *testing.T) {
 		t.Error("a kept metainfo of another torrent was used")
 	}
 }
+
+// TestResumeRacyFile: pieces written just after a record was taken, under
+// the same file stamp, are not in the record. A file the record marks
+// racy has those pieces hashed at the next start; one it does not is
+// trusted as recorded, the pieces counted missing.
+func TestResumeRacyFile(t *testing.T) {
+	mi, _, seeder := resumeTorrent(t, 0)
+	n := mi.Info.NumPieces()
+	for _, racy := range []bool{true, false} {
+		state, dir := t.TempDir(), t.TempDir()
+		downloadOnce(t, state, mi, dir, seeder)
+		rec, err := resume.Load(state, mi.InfoHash)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Files[0].Racy || rec.Files[1].Racy {
+			t.Fatalf("the record written at the stop marks files racy: %+v", rec.Files)
+		}
+		for i := n - 10; i < n; i++ { // b's last pieces
+			rec.Pieces.Clear(i)
+		}
+		rec.Files[1].Racy = racy
+		if err := resume.Save(state, rec); err != nil {
+			t.Fatal(err)
+		}
+		c := stateClient(t, state)
+		tor, _ := c.Add(mi)
+		var checks checkLog
+		if err := tor.Start(WithDir(dir), OnCheck(checks.add)); err != nil {
+			t.Fatal(err)
+		}
+		last := checks.last(t)
+		want := CheckProgress{Pieces: n, Checked: n, Verified: n, Resumed: n - 10, Done: true}
+		if !racy {
+			want.Verified = n - 10
+		}
+		if last != want {
+			t.Errorf("racy %v: check %+v, want %+v", racy, last, want)
+		}
+		c.Close()
+	}
+}

@@ -68,6 +68,12 @@ type State struct {
 type File struct {
 	Selected bool
 	Stamp    storage.Stamp
+	// Racy says the file was written so close to when the record was
+	// taken that it may hold verified pieces the record does not list,
+	// within the same stamp (file times are coarse): a restart that finds
+	// the stamp unchanged hashes the file's pieces the record does not
+	// list instead of fetching them again (git's "racily clean" files).
+	Racy bool
 }
 
 // wire is the bencoded form.
@@ -86,6 +92,7 @@ type wire struct {
 
 type wireFile struct {
 	Selected int   `bencode:"selected"`
+	Racy     int   `bencode:"racy,omitempty"`
 	Size     int64 `bencode:"size"`
 	MTime    int64 `bencode:"mtime"`
 }
@@ -137,6 +144,9 @@ func Encode(s *State) ([]byte, error) {
 		if f.Selected {
 			w.Files[i].Selected = 1
 		}
+		if f.Racy {
+			w.Files[i].Racy = 1
+		}
 	}
 	return bencode.Marshal(&w)
 }
@@ -177,7 +187,11 @@ func Decode(data []byte) (*State, error) {
 		if f.Selected != 0 && f.Selected != 1 {
 			return nil, fmt.Errorf("resume: file %d: selected %d", i, f.Selected)
 		}
+		if f.Racy != 0 && f.Racy != 1 {
+			return nil, fmt.Errorf("resume: file %d: racy %d", i, f.Racy)
+		}
 		s.Files[i].Selected = f.Selected == 1
+		s.Files[i].Racy = f.Racy == 1
 		if s.Files[i].Stamp, err = (wireStamp{Size: f.Size, MTime: f.MTime}).stamp(); err != nil {
 			return nil, fmt.Errorf("resume: file %d: %w", i, err)
 		}
@@ -321,6 +335,17 @@ func syncDir(dir string) error {
 	return err
 }
 
+// Clean removes the temporary files a Save of the record of the torrent
+// with info hash h left in folder dir when the process died during it.
+func Clean(dir string, h metainfo.Hash) {
+	for _, p := range []string{Path(dir, h), MetadataPath(dir, h)} {
+		tmps, _ := filepath.Glob(p + ".tmp-*")
+		for _, tmp := range tmps {
+			os.Remove(tmp)
+		}
+	}
+}
+
 // Plan compares a record with the storage a torrent is about to start on,
 // whose files are selected as sel (nil: every file) and look as files
 // (one stamp per file of the torrent) and parts say now. It returns the
@@ -331,7 +356,8 @@ func syncDir(dir string) error {
 // A piece is trusted only if every file it spans is kept where it was
 // (in its own file, or in the parts file) and that file's size and
 // modification time are exactly as recorded; any other piece of a
-// changed file is hashed, whatever the record says of it. With no usable
+// changed file is hashed, whatever the record says of it. The pieces a
+// racy file's record does not list are hashed too. With no usable
 // record (nil, another folder, another torrent) every piece is hashed.
 func Plan(s *State, info *metainfo.Info, dir string, sel []bool, files []storage.Stamp, parts storage.Stamp) (trusted, check *bitfield.Bitfield) {
 	n := info.NumPieces()
@@ -355,10 +381,12 @@ func Plan(s *State, info *metainfo.Info, dir string, sel []bool, files []storage
 		} else if same {
 			same = sameStamp(s.Parts, parts)
 		}
-		if !same {
+		if !same || rec.Racy {
 			begin, end := info.FilePieces(f)
 			for i := begin; i < end; i++ {
-				check.Set(i)
+				if !same || !s.Pieces.Has(i) {
+					check.Set(i)
+				}
 			}
 		}
 	}

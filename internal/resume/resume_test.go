@@ -147,7 +147,7 @@ func roundTripStates() []struct {
 			Dir:      "/home/user/Downloads/a torrent ü",
 			Pieces:   pieces(13, 0, 3, 7, 8, 12),
 			Files: []File{
-				{Selected: true, Stamp: stamp(100, t0)},
+				{Selected: true, Stamp: stamp(100, t0), Racy: true},
 				{Selected: false, Stamp: storage.Stamp{}},                      // not selected, not on disk
 				{Selected: true, Stamp: storage.Stamp{}},                       // selected, deleted
 				{Selected: false, Stamp: storage.Stamp{}},                      // padding
@@ -908,6 +908,12 @@ func TestPlan(t *testing.T) {
 		{"a mtime", func(in *planInput) { in.files[fileA].ModTime = in.files[fileA].ModTime.Add(time.Nanosecond) }, []int{2, 4, 5, 6}, []int{0, 1}},
 		{"b mtime", func(in *planInput) { in.files[fileB].ModTime = in.files[fileB].ModTime.Add(-time.Second) }, []int{0, 2, 4, 5, 6}, []int{1}},
 		{"c mtime", func(in *planInput) { in.files[fileC].ModTime = t0.Add(time.Hour) }, []int{0, 4, 5, 6}, []int{1, 2, 3}},
+		{"c racy", func(in *planInput) { in.s.Files[fileC].Racy = true }, saved, []int{3}},
+		{"a racy, every piece listed", func(in *planInput) { in.s.Files[fileA].Racy = true }, saved, nil},
+		{"c racy and changed", func(in *planInput) {
+			in.s.Files[fileC].Racy = true
+			in.files[fileC].ModTime = t0.Add(time.Hour)
+		}, []int{0, 4, 5, 6}, []int{1, 2, 3}},
 		{"d mtime", func(in *planInput) { in.files[fileD].ModTime = time.Time{} }, []int{0, 1, 2}, []int{4, 5, 6}},
 		{"e mtime", func(in *planInput) { in.files[fileE].ModTime = in.files[fileE].ModTime.Add(time.Nanosecond) }, []int{0, 1, 2, 4, 5}, []int{6}},
 		{"a and e mtime", func(in *planInput) {
