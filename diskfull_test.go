@@ -125,9 +125,13 @@ func TestDiskFullResumesInNewClient(t *testing.T) {
 	if err := tor2.DownloadAll(t.Context(), WithDir(dir), OnCheck(checks.add)); err != nil {
 		t.Fatal(err)
 	}
-	if last := checks.last(t); last.Verified != had {
-		t.Errorf("check after the restart %+v, want the %d pieces verified before", last, had)
+	// Pieces whose write was under way as the disk filled may have made
+	// it too; every one is in the record.
+	last := checks.last(t)
+	if last.Verified < had || last.Resumed != last.Verified {
+		t.Errorf("check after the restart %+v, want at least the %d pieces verified before, all from the record", last, had)
 	}
+	had = last.Verified
 	if s := tor2.Stats(); s.Downloaded > int64(n-had)*pl {
 		t.Errorf("fetched %d bytes after the restart, want at most the %d missing", s.Downloaded, int64(n-had)*pl)
 	}

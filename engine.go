@@ -139,6 +139,7 @@ type engine struct {
 	saveErr      error
 	lastSave     time.Time
 	metaPath     string // the metainfo kept beside the record; used by saves only
+	unlock       func() // drops the record's lock
 	lateMu       sync.Mutex
 	late         []hashResult // verified as the torrent stopped, for the record
 }
@@ -276,8 +277,9 @@ func startEngine(checkCtx context.Context, c *Client, t *Torrent, dir string, me
 			e.cancel()
 			return nil, err
 		}
-		e.stateDir = c.stateDir
+		e.lockState(c.stateDir)
 		if err := e.check(checkCtx, e.planCheck(), onCheck); err != nil {
+			e.unlockState()
 			store.Close()
 			e.cancel()
 			return nil, err
@@ -338,9 +340,17 @@ func (e *engine) check(ctx context.Context, plan *checkPlan, onCheck func(CheckP
 	if err != nil {
 		return err
 	}
+	d, _ := e.store.(durable)
 	for _, i := range good {
 		e.picker.Verified(i)
 		e.haveBits.Set(i)
+		if d != nil && (plan == nil || !plan.trusted.Has(i)) {
+			// Found by hashing: a process before may have died with
+			// these bytes in the page cache. The first record syncs them.
+			for _, f := range filesOfPiece(e.info, i) {
+				d.MarkUnsynced(f)
+			}
+		}
 	}
 	return nil
 }
@@ -579,9 +589,15 @@ func (e *engine) fail(err error) {
 // resumeAfterFailure clears the error of a paused download, for a new
 // download to try again.
 func (e *engine) resumeAfterFailure() {
-	if e.err != nil {
-		e.log.Info("download resumed", "after", e.err)
-		e.err = nil
+	if e.err == nil {
+		return
+	}
+	e.log.Info("download resumed", "after", e.err)
+	e.err = nil
+	for f, on := range e.selected {
+		if on && e.fileLeft[f] == 0 && !e.fileSynced[f] {
+			e.syncFile(f) // its sync may be what failed
+		}
 	}
 }
 
@@ -687,6 +703,7 @@ func (e *engine) doStop() error {
 		break
 	}
 	e.saveFinal()
+	e.unlockState()
 	return e.store.Close()
 }
 

@@ -65,6 +65,29 @@ func resolveStateDir(cfg string, log interface{ Warn(string, ...any) }) string {
 	return d
 }
 
+// lockState takes the torrent's record in folder dir for this run. A
+// record held elsewhere (the torrent running in another process, or in
+// another client with the same state folder) is left alone: this run
+// keeps none, and hashes what is on disk.
+func (e *engine) lockState(dir string) {
+	if dir == "" {
+		return
+	}
+	unlock, err := resume.Lock(dir, e.hash)
+	if err != nil {
+		e.log.Warn("no resume record for this run", "err", err)
+		return
+	}
+	e.stateDir, e.unlock = dir, unlock
+}
+
+func (e *engine) unlockState() {
+	if e.unlock != nil {
+		e.unlock()
+		e.unlock = nil
+	}
+}
+
 // planCheck reads the torrent's resume record, if any, and compares it
 // with the files in the download folder: the plan says which pieces to
 // trust and which to hash. nil means hash everything.
@@ -96,6 +119,7 @@ func (e *engine) planCheck() *checkPlan {
 // or a wrapper of it.
 type durable interface {
 	Sync() error
+	MarkUnsynced(file int)
 	Stamps() (files []storage.Stamp, parts storage.Stamp, err error)
 	Selected() []bool
 }
@@ -123,7 +147,8 @@ func (e *engine) snapshot() stateSnapshot {
 
 // racyWindow is how close to a snapshot a file's modification time marks
 // it racy (resume.File.Racy): more than the coarsest file times (FAT's
-// 2 s), and more than the time from the snapshot to the stamps.
+// 2 s), so that a write after the snapshot that left the time as it was
+// is still caught.
 const racyWindow = 3 * time.Second
 
 // saveState writes the resume record off the loop (on the loop), one save
@@ -148,6 +173,9 @@ func (e *engine) saveState() {
 		err := e.writeState(snap)
 		e.call(func() {
 			e.saving = false
+			if se := (*syncError)(nil); errors.As(err, &se) {
+				e.fail(se.err) // the data may not be on disk: stop fetching more
+			}
 			if err != nil {
 				e.stateDirty = true
 				if e.saveErr == nil || e.saveErr.Error() != err.Error() {
@@ -170,7 +198,7 @@ func (e *engine) saveState() {
 func (e *engine) writeState(snap stateSnapshot) error {
 	fstore := e.store.(durable)
 	if err := fstore.Sync(); err != nil {
-		return err
+		return &syncError{err}
 	}
 	files, parts, err := fstore.Stamps()
 	if err != nil {
@@ -251,3 +279,10 @@ func (c *Client) cachedMetadata(h metainfo.Hash) *metainfo.MetaInfo {
 	}
 	return mi
 }
+
+// syncError is a save that failed making the data durable: a storage
+// failure, not only a record's.
+type syncError struct{ err error }
+
+func (e *syncError) Error() string { return e.err.Error() }
+func (e *syncError) Unwrap() error { return e.err }

@@ -430,3 +430,67 @@ func TestResumeRacyFile(t *testing.T) {
 		c.Close()
 	}
 }
+
+// TestResumeFileDeletedWhileRunning: a file deleted while the torrent ran
+// is recorded as missing at the stop, with its pieces still listed; the
+// next start checks them rather than trust them.
+func TestResumeFileDeletedWhileRunning(t *testing.T) {
+	mi, _, seeder := resumeTorrent(t, 0)
+	n := mi.Info.NumPieces()
+	state, dir := t.TempDir(), t.TempDir()
+	downloadOnce(t, state, mi, dir, seeder)
+	c := stateClient(t, state)
+	tor, _ := c.Add(mi)
+	if err := tor.Start(WithDir(dir)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "resume", "a")); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	c2 := stateClient(t, state)
+	tor2, _ := c2.Add(mi)
+	var checks checkLog
+	if err := tor2.Start(WithDir(dir), OnCheck(checks.add)); err != nil {
+		t.Fatal(err)
+	}
+	if last := checks.last(t); last.Verified != n-41 || last.Resumed != n-41 {
+		t.Errorf("check %+v, want the %d pieces of b alone, from the record", last, n-41)
+	}
+}
+
+// TestVerifyLeavesRunningRecord: Verify of a torrent running with the
+// same state folder reports the damage but leaves the record to the
+// running torrent; once it stops, Verify withdraws the damaged pieces.
+func TestVerifyLeavesRunningRecord(t *testing.T) {
+	mi, _, seeder := resumeTorrent(t, 0)
+	n := mi.Info.NumPieces()
+	state, dir := t.TempDir(), t.TempDir()
+	downloadOnce(t, state, mi, dir, seeder)
+	a := filepath.Join(dir, "resume", "a")
+	st, _ := os.Stat(a)
+	flip(t, a, 0)
+	os.Chtimes(a, st.ModTime(), st.ModTime())
+
+	c := stateClient(t, state)
+	running, _ := c.Add(mi)
+	if err := running.Start(WithDir(dir)); err != nil {
+		t.Fatal(err)
+	}
+	c2 := stateClient(t, state)
+	tv, _ := c2.Add(mi)
+	r, err := tv.Verify(t.Context(), WithDir(dir))
+	if err != nil || !slices.Equal(r.Bad, []int{0}) {
+		t.Fatalf("verify: %v, bad %v", err, r.Bad)
+	}
+	c.Close() // the running torrent writes its record as it stops
+	if rec, err := resume.Load(state, mi.InfoHash); err != nil || rec.Pieces.Count() != n {
+		t.Fatalf("record after the running torrent stopped: %v; want it as that torrent left it", err)
+	}
+	if r, err = tv.Verify(t.Context(), WithDir(dir)); err != nil || !slices.Equal(r.Bad, []int{0}) {
+		t.Fatalf("verify: %v, bad %v", err, r.Bad)
+	}
+	if rec, err := resume.Load(state, mi.InfoHash); err != nil || rec.Pieces.Has(0) || rec.Pieces.Count() != n-1 {
+		t.Fatalf("record after verify: %v; want piece 0 withdrawn", err)
+	}
+}

@@ -118,7 +118,7 @@ func (t *Torrent) Verify(ctx context.Context, opts ...Option) (*VerifyResult, er
 	if c != nil {
 		stateDir = c.stateDir
 	}
-	if stateDir != "" && t.running() == nil {
+	if stateDir != "" && r.Verified < r.Pieces {
 		if err := withdrawDamaged(stateDir, t, dir, ok); err != nil {
 			log.Warn("resume record not updated", "torrent", t.Name(), "err", err)
 		}
@@ -131,6 +131,12 @@ func (t *Torrent) Verify(ctx context.Context, opts ...Option) (*VerifyResult, er
 // bytes the record keeps in the torrent's own files are withdrawn: those
 // are the bytes Verify read.
 func withdrawDamaged(stateDir string, t *Torrent, dir string, ok []bool) error {
+	unlock, err := resume.Lock(stateDir, t.infoHash)
+	if err != nil {
+		// Running: its record is its own, written again as it stops.
+		return fmt.Errorf("%w; stop it, then verify again for the next start to fetch the damaged pieces", err)
+	}
+	defer unlock()
 	st, err := resume.Load(stateDir, t.infoHash)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil

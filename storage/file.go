@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -74,8 +75,9 @@ var ErrReadOnly = errors.New("storage: opened read-only")
 // executable, BEP 47 attribute "x"), folders with 0o755, both subject to
 // the umask. Existing files are opened as they are, never truncated, so a
 // download can resume over them. Data is made durable (fsync) by
-// [File.FileComplete] and [File.Close]; a handle closed to make room for
-// another is not synced first.
+// [File.Sync], [File.FileComplete] and [File.Close]; a handle closed to
+// make room for another is not synced first (Sync and Close sync its file
+// later all the same).
 type File struct {
 	dir       string // as given to NewFile, for messages
 	readOnly  bool
@@ -128,11 +130,12 @@ type slot struct {
 	refs       int32    // reads, writes and syncs in progress on f
 	prev, next int32    // LRU links, -1 at the ends
 	state      slotState
-	writable   bool // f was opened read-write
-	dirty      bool // f was written since it was opened or synced
-	exists     bool // the file is known to exist, so a read needs no stat first
-	upgrading  bool // a writer waits to reopen a read-only f: new readers wait too
-	unsynced   bool // written since the last Sync, open or not
+	writable   bool  // f was opened read-write
+	dirty      bool  // f was written since it was opened or synced
+	exists     bool  // the file is known to exist, so a read needs no stat first
+	upgrading  bool  // a writer waits to reopen a read-only f: new readers wait too
+	unsynced   bool  // written since the last Sync, open or not
+	syncErr    error // a sync of the file failed: its data may be lost, whatever later syncs say
 }
 
 // access is what a caller of acquire wants to do with a file.
@@ -401,7 +404,11 @@ func (s *File) Select(i int, have func(piece int) bool) error {
 	}
 	s.selMu.Lock()
 	defer s.selMu.Unlock()
-	s.files[i].selected.Store(true)
+	if s.files[i].selected.Load() {
+		return nil
+	}
+	// The file counts as selected only once its bytes are in it: a copy
+	// that fails leaves it unselected, for the next Select to copy again.
 	if f.length == 0 {
 		h, _, err := s.open(i, accessWrite)
 		if err == nil {
@@ -410,9 +417,11 @@ func (s *File) Select(i int, have func(piece int) bool) error {
 		if err != nil {
 			return s.fail("create", i, err)
 		}
+		s.files[i].selected.Store(true)
 		return nil
 	}
 	if s.stat(s.parts) != nil {
+		s.files[i].selected.Store(true)
 		return nil // no parts file: nothing was kept aside
 	}
 	pl := s.layout.pieceLen
@@ -437,6 +446,7 @@ func (s *File) Select(i int, have func(piece int) bool) error {
 			break
 		}
 	}
+	s.files[i].selected.Store(true)
 	return nil
 }
 
@@ -466,16 +476,24 @@ func (s *File) FileComplete(i int) error {
 	err = h.Sync()
 	s.release(i, true)
 	if err != nil {
-		return s.fail("sync", i, err)
+		err = s.fail("sync", i, err)
+		s.mu.Lock()
+		s.slots[i].syncErr = err // see Sync
+		s.mu.Unlock()
+		return err
 	}
-	return nil
+	s.mu.Lock()
+	err = s.slots[i].syncErr
+	s.mu.Unlock()
+	return err
 }
 
 // Sync makes every write that returned before it was called durable: it
-// syncs each file written since the last Sync, including files whose
-// handle was closed to make room for another meanwhile, and then the
-// folders of those files, so that a file created since is found after a
-// power loss too. Writes in progress may or may not be covered.
+// syncs each file written since the last Sync (or marked by
+// MarkUnsynced), including files whose handle was closed to make room for
+// another meanwhile, and then the folder holding each of those files.
+// Writes in progress may or may not be covered. A file whose sync failed
+// once makes every later Sync fail: its data may be lost.
 func (s *File) Sync() error {
 	if s.closed.Load() {
 		return ErrClosed
@@ -485,21 +503,29 @@ func (s *File) Sync() error {
 	}
 	s.mu.Lock()
 	var todo []int
+	var errs []error
 	for i := range s.slots {
+		if err := s.slots[i].syncErr; err != nil {
+			errs = append(errs, err)
+			continue
+		}
 		if s.slots[i].unsynced {
 			s.slots[i].unsynced = false
 			todo = append(todo, i)
 		}
 	}
 	s.mu.Unlock()
-	var errs []error
 	dirs := map[folder]bool{}
 	for _, i := range todo {
 		if err := s.syncSlot(i); err != nil {
+			// Once a sync fails, the kernel may have dropped the data
+			// and a later sync would succeed all the same (Linux marks
+			// the lost pages clean): the error stays with the file.
+			err = s.fail("sync", i, err)
 			s.mu.Lock()
-			s.slots[i].unsynced = true // not durable: the next Sync tries again
+			s.slots[i].syncErr = err
 			s.mu.Unlock()
-			errs = append(errs, s.fail("sync", i, err))
+			errs = append(errs, err)
 			continue
 		}
 		dirs[s.folderOf(i)] = true
@@ -510,6 +536,23 @@ func (s *File) Sync() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// MarkUnsynced makes the next Sync sync file i (where its bytes are kept:
+// its own file if selected, else the parts file), as if this File had
+// written it: for data found on disk that a process before may have left
+// in the page cache when it died.
+func (s *File) MarkUnsynced(i int) {
+	if i < 0 || i >= len(s.files) || s.layout.files[i].padding {
+		return
+	}
+	slot := i
+	if !s.files[i].selected.Load() {
+		slot = s.parts
+	}
+	s.mu.Lock()
+	s.slots[slot].unsynced = true
+	s.mu.Unlock()
 }
 
 // syncSlot syncs slot i's file through its handle, opening it if need be.
@@ -544,6 +587,9 @@ func (s *File) folderOf(i int) folder {
 }
 
 func (s *File) syncFolder(d folder) error {
+	if runtime.GOOS == "windows" {
+		return nil // folders cannot be synced there; NTFS journals their entries
+	}
 	var f *os.File
 	var err error
 	if d.outside {

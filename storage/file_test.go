@@ -912,3 +912,78 @@ func TestFileCloseSyncsEvicted(t *testing.T) {
 		}
 	}
 }
+
+// TestFileSelectRetries: a Select that fails to copy a file's boundary
+// bytes out of the parts file leaves it unselected, and the next Select
+// copies them; the file then reads back whole.
+func TestFileSelectRetries(t *testing.T) {
+	info := selectionInfo
+	const fileE = 5 // sub/e, whose first bytes share piece 4 with b
+	selected := make([]bool, len(info.Files))
+	selected[selectionMiddle] = true
+	data := content(info, 9)
+	dir := t.TempDir()
+	s := newFile(t, dir, info, FileOptions{Selected: selected})
+	off, p := piece(info, data, 4)
+	if _, err := s.WriteAt(p, off); err != nil {
+		t.Fatal(err)
+	}
+	blocker := filepath.Join(dir, "t", "sub", "e", "x")
+	if err := os.MkdirAll(blocker, 0o755); err != nil { // a folder where e goes
+		t.Fatal(err)
+	}
+	have := func(i int) bool { return i == 4 }
+	if err := s.Select(fileE, have); err == nil {
+		t.Fatal("Select with a folder in the file's place: no error")
+	}
+	if s.Selected()[fileE] {
+		t.Fatal("a file whose Select failed counts as selected")
+	}
+	if err := os.RemoveAll(filepath.Dir(blocker)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Select(fileE, have); err != nil {
+		t.Fatalf("Select again: %v", err)
+	}
+	got := make([]byte, len(p))
+	if _, err := s.ReadAt(got, off); err != nil || !bytes.Equal(got, p) {
+		t.Fatalf("piece 4 after the second Select: %v, equal %v", err, bytes.Equal(got, p))
+	}
+}
+
+// TestFileMarkUnsynced: data found on disk, not written by this File, is
+// synced by the next Sync once marked; an unselected file's mark goes to
+// the parts file.
+func TestFileMarkUnsynced(t *testing.T) {
+	info := selectionInfo
+	var mu sync.Mutex
+	var synced []int
+	syncHook = func(_ *File, slot int) {
+		mu.Lock()
+		synced = append(synced, slot)
+		mu.Unlock()
+	}
+	t.Cleanup(func() { syncHook = nil })
+	selected := make([]bool, len(info.Files))
+	selected[selectionMiddle] = true
+	data := content(info, 3)
+	s := newFile(t, t.TempDir(), info, FileOptions{Selected: selected})
+	off, p := piece(info, data, 4)
+	if _, err := s.WriteAt(p, off); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	synced = nil
+	s.MarkUnsynced(selectionMiddle)
+	s.MarkUnsynced(5)  // not selected: the parts file
+	s.MarkUnsynced(1)  // padding: nothing
+	s.MarkUnsynced(99) // out of range: nothing
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := slices.Sorted(slices.Values(synced)), []int{selectionMiddle, len(info.Files)}; !slices.Equal(got, want) {
+		t.Errorf("synced slots %v, want %v (b and the parts file)", got, want)
+	}
+}

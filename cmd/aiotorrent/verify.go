@@ -16,7 +16,7 @@ import (
 var verifyCmd = &command{
 	name:    "verify",
 	summary: "check a torrent's data in a folder against its piece hashes and report per file",
-	usage:   "[-d DIR] [--json] TORRENT",
+	usage:   "[-d DIR] [--json] [--state-dir DIR] TORRENT",
 	run:     runVerify,
 }
 

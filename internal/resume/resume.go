@@ -25,6 +25,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/aiotorrent/aiotorrent/bencode"
@@ -248,6 +249,14 @@ func Save(dir string, s *State) error {
 	return nil
 }
 
+// ErrLocked is returned by Lock when the record is held elsewhere.
+var ErrLocked = errors.New("the torrent is running elsewhere with this state folder")
+
+// LockPath returns the file Lock locks for the torrent with info hash h.
+func LockPath(dir string, h metainfo.Hash) string {
+	return filepath.Join(dir, h.String()+".lock")
+}
+
 // MetadataPath returns where the metainfo of the torrent with info hash h
 // is kept in folder dir, for a magnet link of it to start without
 // fetching the metadata again.
@@ -324,6 +333,9 @@ func writeSynced(name string, data []byte) error {
 }
 
 func syncDir(dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil // folders cannot be synced there; NTFS journals renames
+	}
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
@@ -375,18 +387,24 @@ func Plan(s *State, info *metainfo.Info, dir string, sel []bool, files []storage
 		}
 		selected := sel == nil || sel[f]
 		rec := s.Files[f]
+		// Where the file's bytes are now, and where they were.
+		loc, base := files[f], file.Offset // its own file, at file offsets
 		same := rec.Selected == selected
 		if same && selected {
-			same = sameStamp(rec.Stamp, files[f])
+			same = sameStamp(rec.Stamp, loc)
 		} else if same {
-			same = sameStamp(s.Parts, parts)
+			loc, base = parts, 0 // the parts file, at content offsets
+			same = sameStamp(s.Parts, loc)
 		}
-		if !same || rec.Racy {
-			begin, end := info.FilePieces(f)
-			for i := begin; i < end; i++ {
-				if !same || !s.Pieces.Has(i) {
-					check.Set(i)
-				}
+		begin, end := info.FilePieces(f)
+		for i := begin; i < end; i++ {
+			listed := s.Pieces.Has(i)
+			// A piece listed must have its bytes there: a file deleted
+			// or cut short while the torrent ran was recorded so.
+			pieceEnd := min(int64(i+1)*info.PieceLength, file.Offset+file.Length)
+			there := loc.Exists && pieceEnd-base <= loc.Size
+			if !same || listed && !there || rec.Racy && !listed {
+				check.Set(i)
 			}
 		}
 	}

@@ -934,10 +934,21 @@ func TestPlan(t *testing.T) {
 			in.s.Files[fileB].Stamp = storage.Stamp{}
 			in.files[fileB] = storage.Stamp{Exists: true}
 		}, []int{0, 2, 4, 5, 6}, []int{1}},
+		// A file missing as recorded, yet its pieces listed (deleted while
+		// the torrent ran): they are checked, not trusted.
 		{"missing before and now", func(in *planInput) {
 			in.s.Files[fileD].Stamp = storage.Stamp{}
 			in.files[fileD] = storage.Stamp{}
-		}, saved, nil},
+		}, []int{0, 1, 2}, []int{4, 5, 6}},
+		{"missing before and now, none of its pieces listed", func(in *planInput) {
+			in.s.Files[fileD].Stamp = storage.Stamp{}
+			in.files[fileD] = storage.Stamp{}
+			in.s.Pieces = pieces(7, 0, 1, 2)
+		}, []int{0, 1, 2}, nil},
+		{"d shorter than its listed pieces, as recorded", func(in *planInput) {
+			in.s.Files[fileD].Stamp.Size--
+			in.files[fileD].Size--
+		}, []int{0, 1, 2, 4, 5}, []int{6}},
 		{"every file changed", func(in *planInput) {
 			for i := range in.files {
 				in.files[i].ModTime = t0.Add(-time.Hour)
@@ -997,7 +1008,7 @@ func TestPlan(t *testing.T) {
 			unselect(in, fileE)
 			in.parts = storage.Stamp{}
 			in.s.Parts = storage.Stamp{}
-		}, saved, nil},
+		}, []int{0, 1, 2, 4, 5}, []int{6}}, // piece 6 listed, its bytes nowhere
 
 		// Padding and empty files never force a check.
 		{"padding and empty file changed", func(in *planInput) {
