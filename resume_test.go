@@ -480,15 +480,15 @@ func TestVerifyLeavesRunningRecord(t *testing.T) {
 	c2 := stateClient(t, state)
 	tv, _ := c2.Add(mi)
 	r, err := tv.Verify(t.Context(), WithDir(dir))
-	if err != nil || !slices.Equal(r.Bad, []int{0}) {
-		t.Fatalf("verify: %v, bad %v", err, r.Bad)
+	if err != nil || !slices.Equal(r.Bad, []int{0}) || r.Withdrawn != nil || !errors.Is(r.RecordErr, resume.ErrLocked) {
+		t.Fatalf("verify: %v, bad %v, withdrawn %v, record error %v; want the record left with ErrLocked", err, r.Bad, r.Withdrawn, r.RecordErr)
 	}
 	c.Close() // the running torrent writes its record as it stops
 	if rec, err := resume.Load(state, mi.InfoHash); err != nil || rec.Pieces.Count() != n {
 		t.Fatalf("record after the running torrent stopped: %v; want it as that torrent left it", err)
 	}
-	if r, err = tv.Verify(t.Context(), WithDir(dir)); err != nil || !slices.Equal(r.Bad, []int{0}) {
-		t.Fatalf("verify: %v, bad %v", err, r.Bad)
+	if r, err = tv.Verify(t.Context(), WithDir(dir)); err != nil || !slices.Equal(r.Bad, []int{0}) || !slices.Equal(r.Withdrawn, []int{0}) || r.RecordErr != nil {
+		t.Fatalf("verify: %v, bad %v, withdrawn %v, record error %v", err, r.Bad, r.Withdrawn, r.RecordErr)
 	}
 	if rec, err := resume.Load(state, mi.InfoHash); err != nil || rec.Pieces.Has(0) || rec.Pieces.Count() != n-1 {
 		t.Fatalf("record after verify: %v; want piece 0 withdrawn", err)

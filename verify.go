@@ -23,6 +23,12 @@ type VerifyResult struct {
 	Bad              []int
 	// Files reports each file of the torrent (padding files left out).
 	Files []FileCheck
+	// Withdrawn lists the pieces taken out of the torrent's resume record
+	// (see Config.StateDir) because they were found damaged: the next
+	// start fetches them again. RecordErr says why the record could not be
+	// updated, such as the torrent running with it; nil otherwise.
+	Withdrawn []int
+	RecordErr error
 }
 
 // Complete reports whether every piece is there and right.
@@ -119,8 +125,9 @@ func (t *Torrent) Verify(ctx context.Context, opts ...Option) (*VerifyResult, er
 		stateDir = c.stateDir
 	}
 	if stateDir != "" && r.Verified < r.Pieces {
-		if err := withdrawDamaged(stateDir, t, dir, ok); err != nil {
-			log.Warn("resume record not updated", "torrent", t.Name(), "err", err)
+		r.Withdrawn, r.RecordErr = withdrawDamaged(stateDir, t, dir, ok)
+		if r.RecordErr != nil {
+			log.Warn("resume record not updated", "torrent", t.Name(), "err", r.RecordErr)
 		}
 	}
 	return r, nil
@@ -130,25 +137,28 @@ func (t *Torrent) Verify(ctx context.Context, opts ...Option) (*VerifyResult, er
 // the pieces it holds verified that ok says are not. Only pieces whose
 // bytes the record keeps in the torrent's own files are withdrawn: those
 // are the bytes Verify read.
-func withdrawDamaged(stateDir string, t *Torrent, dir string, ok []bool) error {
+func withdrawDamaged(stateDir string, t *Torrent, dir string, ok []bool) ([]int, error) {
+	if _, err := os.Stat(resume.Path(stateDir, t.infoHash)); err != nil {
+		return nil, nil // no record
+	}
 	unlock, err := resume.Lock(stateDir, t.infoHash)
 	if err != nil {
 		// Running: its record is its own, written again as it stops.
-		return fmt.Errorf("%w; stop it, then verify again for the next start to fetch the damaged pieces", err)
+		return nil, fmt.Errorf("%w; stop it, then verify again for the next start to fetch the damaged pieces", err)
 	}
 	defer unlock()
 	st, err := resume.Load(stateDir, t.infoHash)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil || st.Dir != abs || st.Pieces.Len() != len(ok) || len(st.Files) != len(t.mi.Info.Files) {
-		return err // another folder's record, or another torrent's shape
+		return nil, err // another folder's record, or another torrent's shape
 	}
-	changed := false
+	var withdrawn []int
 	for i, good := range ok {
 		if good || !st.Pieces.Has(i) {
 			continue
@@ -159,11 +169,14 @@ func withdrawDamaged(stateDir string, t *Torrent, dir string, ok []bool) error {
 		}
 		if own {
 			st.Pieces.Clear(i)
-			changed = true
+			withdrawn = append(withdrawn, i)
 		}
 	}
-	if !changed {
-		return nil
+	if withdrawn == nil {
+		return nil, nil
 	}
-	return resume.Save(stateDir, st)
+	if err := resume.Save(stateDir, st); err != nil {
+		return nil, err
+	}
+	return withdrawn, nil
 }

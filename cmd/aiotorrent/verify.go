@@ -69,6 +69,12 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 		writeJSONLine(e.stdout, verifyJSON(t, r))
 	} else {
 		printVerify(e, name, r)
+		if len(r.Withdrawn) > 0 {
+			fmt.Fprintf(e.stdout, "%s: pieces %s taken out of the resume record: the next download fetches them\n", name, pieceRanges(r.Withdrawn))
+		}
+	}
+	if r.RecordErr != nil {
+		fmt.Fprintf(e.stderr, "note: %s: the resume record was not updated: %v\n", name, r.RecordErr)
 	}
 	if !r.Complete() {
 		return fmt.Errorf("%s: %d of %d pieces are missing or damaged", name, len(r.Bad), r.Pieces)
@@ -173,11 +179,18 @@ type verifyResultJSON struct {
 	Bad      []int            `json:"bad_pieces"`
 	Complete bool             `json:"complete"`
 	Files    []verifyFileJSON `json:"files"`
+	// Withdrawn: pieces taken out of the resume record; RecordError: why
+	// the record could not be updated.
+	Withdrawn   []int  `json:"withdrawn_from_record"`
+	RecordError string `json:"record_error,omitempty"`
 }
 
 func verifyJSON(t *aiotorrent.Torrent, r *aiotorrent.VerifyResult) verifyResultJSON {
 	out := verifyResultJSON{Name: t.Name(), InfoHash: t.InfoHash().String(), Dir: r.Dir, Pieces: r.Pieces,
-		Verified: r.Verified, Bad: nonNil(r.Bad), Complete: r.Complete()}
+		Verified: r.Verified, Bad: nonNil(r.Bad), Complete: r.Complete(), Withdrawn: nonNil(r.Withdrawn)}
+	if r.RecordErr != nil {
+		out.RecordError = r.RecordErr.Error()
+	}
 	for _, f := range r.Files {
 		out.Files = append(out.Files, verifyFileJSON{Index: f.File.Index, Path: f.File.Path, Length: f.File.Length,
 			Size: f.Size, Pieces: f.Pieces, Bad: nonNil(f.Bad), OK: f.OK()})
