@@ -517,7 +517,13 @@ func (s *File) Sync() error {
 	s.mu.Unlock()
 	dirs := map[folder]bool{}
 	for _, i := range todo {
-		if err := s.syncSlot(i); err != nil {
+		err := s.syncSlot(i)
+		if errors.Is(err, fs.ErrNotExist) {
+			// Deleted: nothing left to make durable. Its stamp says it
+			// is gone, so no record trusts what it held.
+			continue
+		}
+		if err != nil {
 			// Once a sync fails, the kernel may have dropped the data
 			// and a later sync would succeed all the same (Linux marks
 			// the lost pages clean): the error stays with the file.
@@ -531,7 +537,7 @@ func (s *File) Sync() error {
 		dirs[s.folderOf(i)] = true
 	}
 	for d := range dirs {
-		if err := s.syncFolder(d); err != nil {
+		if err := s.syncFolder(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("storage: sync folder %s: %w", d.path, err))
 		}
 	}

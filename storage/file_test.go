@@ -987,3 +987,23 @@ func TestFileMarkUnsynced(t *testing.T) {
 		t.Errorf("synced slots %v, want %v (b and the parts file)", got, want)
 	}
 }
+
+// TestFileSyncDeleted: a file deleted after it was written has nothing
+// left to make durable: Sync and Close do not fail for it.
+func TestFileSyncDeleted(t *testing.T) {
+	info := layouts[3].info
+	dir := t.TempDir()
+	s := newFile(t, dir, info, FileOptions{MaxOpenFiles: 1})
+	if _, err := s.WriteAt(content(info, 4), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, info.Name)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(); err != nil {
+		t.Errorf("Sync after the files were deleted: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("Close after the files were deleted: %v", err)
+	}
+}
