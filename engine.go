@@ -138,8 +138,10 @@ type engine struct {
 	saveAgain    bool
 	saveErr      error
 	lastSave     time.Time
-	metaPath     string // the metainfo kept beside the record; used by saves only
-	unlock       func() // drops the record's lock
+	metaPath     string     // the metainfo kept beside the record; used by saves only
+	unlock       func()     // drops the record's lock
+	filePrio     []Priority // per file; nil: all Normal
+	savedPrio    []Priority // the record's, read at start
 	lateMu       sync.Mutex
 	late         []hashResult // verified as the torrent stopped, for the record
 }
@@ -287,6 +289,7 @@ func startEngine(checkCtx context.Context, c *Client, t *Torrent, dir string, me
 	}
 	e.left.Store(info.Length - e.verifiedBytes())
 	e.selectFiles(selected)
+	e.startPriorities(e.savedPrio)
 	if !c.cfg.NoTrackers && len(t.Trackers()) > 0 {
 		req := announcerRequest(e)
 		e.announcer = announcer.New(announcer.Config{

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/aiotorrent/aiotorrent/internal/bitfield"
@@ -110,6 +111,12 @@ func (e *engine) planCheck() *checkPlan {
 		return nil
 	}
 	e.strategyName = st.Strategy
+	if len(st.Files) == len(e.info.Files) {
+		e.savedPrio = make([]Priority, len(st.Files))
+		for i, f := range st.Files {
+			e.savedPrio[i] = Priority(max(int8(Low), min(int8(High), f.Priority)))
+		}
+	}
 	trusted, check := resume.Plan(st, e.info, e.dir, fstore.Selected(), files, parts)
 	e.log.Info("resume record read", "trusted", trusted.Count(), "to check", check.Count())
 	return &checkPlan{trusted: trusted, check: check}
@@ -130,6 +137,7 @@ type stateSnapshot struct {
 	pieces   *bitfield.Bitfield
 	selected []bool
 	strategy string
+	prio     []Priority
 	at       time.Time
 	// final: taken once every write is over, so that the files hold no
 	// verified piece the snapshot lacks.
@@ -141,6 +149,7 @@ func (e *engine) snapshot() stateSnapshot {
 		pieces:   e.picker.HaveBitfield().Clone(),
 		selected: e.store.(durable).Selected(),
 		strategy: e.strategyName,
+		prio:     slices.Clone(e.filePrio),
 		at:       time.Now(),
 	}
 }
@@ -224,6 +233,9 @@ func (e *engine) writeState(snap stateSnapshot) error {
 		// hashed at the next start rather than fetched again.
 		racy := !snap.final && stamp.Exists && stamp.ModTime.After(snap.at.Add(-racyWindow))
 		st.Files[i] = resume.File{Selected: snap.selected[i], Stamp: stamp, Racy: racy}
+		if snap.prio != nil {
+			st.Files[i].Priority = int8(snap.prio[i])
+		}
 	}
 	return resume.Save(e.stateDir, st)
 }

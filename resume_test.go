@@ -494,3 +494,71 @@ func TestVerifyLeavesRunningRecord(t *testing.T) {
 		t.Fatalf("record after verify: %v; want piece 0 withdrawn", err)
 	}
 }
+
+// TestFilePriorities: the pieces of a high-priority file come first, and
+// the priorities are kept in the resume record for the download that
+// continues, unless that one sets its own.
+func TestFilePriorities(t *testing.T) {
+	mi, src, seeder := resumeTorrent(t, 0)
+	state, dir := t.TempDir(), t.TempDir()
+	c := stateClient(t, state)
+	tor, _ := c.Add(mi)
+	tor.AddPeers(clientAddr(seeder))
+	files := tor.Files()
+	if err := tor.SetFilePriority(files[1], High); err != nil {
+		t.Fatal(err)
+	}
+	if err := tor.SetFilePriority(files[0], Priority(5)); err == nil {
+		t.Error("priority 5 accepted")
+	}
+	if err := tor.SetFilePriority(File{Index: 9}, High); err == nil {
+		t.Error("a file that does not exist accepted")
+	}
+	var order []int
+	if err := tor.DownloadAll(t.Context(), WithDir(dir), OnPiece(func(p Piece) { order = append(order, p.Index) })); err != nil {
+		t.Fatal(err)
+	}
+	// b is pieces 40-70 (40 shared with a). Before b is complete, only
+	// pieces of a fetched while the seeder choked us come: its allowed
+	// fast set (BEP 6) of 10 pieces.
+	bLeft, early := 31, 0
+	for _, i := range order {
+		if bLeft == 0 {
+			break
+		}
+		if i >= 40 {
+			bLeft--
+		} else {
+			early++
+		}
+	}
+	if early > 10 {
+		t.Errorf("%d pieces of a came before b was complete, want at most the 10 allowed fast: %v", early, order)
+	}
+	sameTree(t, mi, dir, src)
+	c.Close()
+	rec, err := resume.Load(state, mi.InfoHash)
+	if err != nil || rec.Files[1].Priority != int8(High) || rec.Files[0].Priority != int8(Normal) {
+		t.Fatalf("record: %v, %+v; want b high", err, rec.Files)
+	}
+
+	c2 := stateClient(t, state)
+	tor2, _ := c2.Add(mi)
+	if err := tor2.Start(WithDir(dir)); err != nil {
+		t.Fatal(err)
+	}
+	if p := tor2.FilePriority(files[1]); p != High {
+		t.Errorf("after the restart b is %v, want high from the record", p)
+	}
+	c2.Close()
+
+	c3 := stateClient(t, state)
+	tor3, _ := c3.Add(mi)
+	tor3.SetFilePriority(files[0], Low)
+	if err := tor3.Start(WithDir(dir)); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := tor3.FilePriority(files[0]), tor3.FilePriority(files[1]); a != Low || b != Normal {
+		t.Errorf("priorities set before the start: a %v, b %v; want low and normal, not the record's", a, b)
+	}
+}

@@ -43,6 +43,8 @@ type Torrent struct {
 	cancelStart func()           // guarded by mu; cancels that check
 	stopping    []*engine        // guarded by mu; engines being stopped
 	extraPeers  []netip.AddrPort // guarded by mu; from AddPeers
+	prio        []Priority       // guarded by mu; per file, nil: all Normal
+	prioSet     bool             // guarded by mu; SetFilePriority was called
 }
 
 // File is one file of a torrent, as offered to the user. BEP 47 padding

@@ -18,7 +18,7 @@ import (
 var downloadCmd = &command{
 	name:    "download",
 	summary: "download a torrent's files, verified, into a folder; with --seed, serve them afterwards",
-	usage:   "[-o DIR] [--file N]... [--strategy default|sequential] [--json] [--peer HOST:PORT]... [--seed [--ratio R] [--seed-time D]] [--upload-limit RATE] [--download-limit RATE] [--slots N] [--max-conns N] TORRENT|MAGNET",
+	usage:   "[-o DIR] [--file N]... [--strategy default|sequential] [--high N]... [--low N]... [--state-dir DIR] [--json] [--peer HOST:PORT]... [--seed [--ratio R] [--seed-time D]] [--upload-limit RATE] [--download-limit RATE] [--slots N] [--max-conns N] TORRENT|MAGNET",
 	run:     runDownload,
 }
 
@@ -26,6 +26,8 @@ type downloadOpts struct {
 	out      string
 	files    listFlag
 	strategy string
+	high     listFlag
+	low      listFlag
 	json     bool
 	every    time.Duration
 	seed     bool
@@ -96,7 +98,7 @@ func (n *netOpts) open(ctx context.Context, e *env, path string, idx []string) (
 		if !t.HasMetadata() {
 			return nil, nil, errors.New("magnet links need metadata from peers, which this version cannot fetch yet; use the .torrent file")
 		}
-		files, err := pickFiles(t, idx)
+		files, err := pickFiles(t, idx, "file")
 		return t, files, err
 	}()
 	if err != nil {
@@ -113,6 +115,8 @@ func downloadFlags() (*flag.FlagSet, *downloadOpts) {
 	fs.StringVar(&o.out, "o", ".", "download into folder `DIR`")
 	fs.Var(&o.files, "file", "download only the file with index `N` (see \"aiotorrent info\"); may be repeated")
 	fs.StringVar(&o.strategy, "strategy", "default", "piece order: `default` (rarest first) or sequential (in file order)")
+	fs.Var(&o.high, "high", "fetch the file with index `N` before the others; may be repeated")
+	fs.Var(&o.low, "low", "fetch the file with index `N` after the others; may be repeated")
 	fs.BoolVar(&o.json, "json", false, "print progress and the result as JSON lines on stdout")
 	o.register(fs, true)
 	registerStateDir(fs, &o.stateDir)
@@ -158,6 +162,24 @@ func runDownload(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer client.Close()
+	for _, set := range []struct {
+		flag string
+		idx  []string
+		prio aiotorrent.Priority
+	}{{"high", o.high, aiotorrent.High}, {"low", o.low, aiotorrent.Low}} {
+		if len(set.idx) == 0 {
+			continue
+		}
+		fs, err := pickFiles(t, set.idx, set.flag)
+		if err != nil {
+			return err
+		}
+		for _, f := range fs {
+			if err := t.SetFilePriority(f, set.prio); err != nil {
+				return err
+			}
+		}
+	}
 	opts := []aiotorrent.Option{aiotorrent.WithDir(o.out)}
 	if flagSet(fs, "strategy") {
 		// Else the strategy of the download this one continues, if any.
@@ -196,8 +218,9 @@ func parsePeers(list []string) ([]netip.AddrPort, error) {
 	return peers, nil
 }
 
-// pickFiles returns the files chosen by --file indexes, or all of them.
-func pickFiles(t *aiotorrent.Torrent, idx []string) ([]aiotorrent.File, error) {
+// pickFiles returns the files chosen by the indexes of --flag, or all of
+// them when there are none.
+func pickFiles(t *aiotorrent.Torrent, idx []string, flag string) ([]aiotorrent.File, error) {
 	all := t.Files()
 	if len(idx) == 0 {
 		return all, nil
@@ -206,7 +229,7 @@ func pickFiles(t *aiotorrent.Torrent, idx []string) ([]aiotorrent.File, error) {
 	for _, s := range idx {
 		n, err := strconv.Atoi(s)
 		if err != nil {
-			return nil, usagef("--file %q: want a file index from \"aiotorrent info\"", s)
+			return nil, usagef("--%s %q: want a file index from \"aiotorrent info\"", flag, s)
 		}
 		found := false
 		for _, f := range all {
@@ -217,7 +240,7 @@ func pickFiles(t *aiotorrent.Torrent, idx []string) ([]aiotorrent.File, error) {
 			}
 		}
 		if !found {
-			return nil, usagef("--file %d: the torrent has no such file (see \"aiotorrent info\")", n)
+			return nil, usagef("--%s %d: the torrent has no such file (see \"aiotorrent info\")", flag, n)
 		}
 	}
 	return out, nil

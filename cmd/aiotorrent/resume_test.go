@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/aiotorrent/aiotorrent/internal/resume"
+	"github.com/aiotorrent/aiotorrent/metainfo"
 )
 
 // TestResumeCommands goes through what a user does: download, run the same
@@ -61,5 +64,36 @@ func TestResumeCommands(t *testing.T) {
 	want, _ := os.ReadFile(filepath.Join(src, "content", "a.txt"))
 	if string(got) != string(want) {
 		t.Error("a.txt not repaired")
+	}
+}
+
+// TestDownloadPriorities: --high and --low reach the torrent, and the
+// resume record keeps them; bad indexes are usage errors.
+func TestDownloadPriorities(t *testing.T) {
+	torrentPath, _, addr := seedContent(t)
+	state, out := t.TempDir(), t.TempDir()
+	args := []string{"download", "-o", out, "--listen", "127.0.0.1:0", "--no-trackers", "--peer", addr, "--state-dir", state}
+	r := runCLI(t, append(args, "--high", "2", "--low", "0", torrentPath)...)
+	if r.status != 0 {
+		t.Fatalf("status %d\n%s", r.status, r.stderr)
+	}
+	mi, err := metainfo.LoadFile(torrentPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := resume.Load(state, mi.InfoHash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range map[int]int8{0: -1, 1: 0, 2: 1} {
+		if got := rec.Files[i].Priority; got != want {
+			t.Errorf("file %d: priority %d in the record, want %d", i, got, want)
+		}
+	}
+	for _, bad := range [][]string{{"--high", "9"}, {"--low", "x"}} {
+		r := runCLI(t, append(append(args, bad...), torrentPath)...)
+		if r.status != 2 || !strings.Contains(r.stderr, bad[0]+" ") {
+			t.Errorf("%v: status %d, stderr %q; want a usage error naming the flag", bad, r.status, r.stderr)
+		}
 	}
 }

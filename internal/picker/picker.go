@@ -80,7 +80,14 @@ type Picker struct {
 	prio      []int // pieces fetched before any other, most urgent first
 	urgent    int   // prio[:urgent] start even when new pieces are not allowed
 	noEndgame bool
+	levels    []int8 // per piece (SetLevel); nil while every piece is at 0
 }
+
+// Levels a piece may be at (SetLevel).
+const (
+	MinLevel = -1
+	MaxLevel = 1
+)
 
 // New returns a Picker for n pieces of pieceLen bytes (the last one
 // shorter, up to length), wanting nothing and having nothing yet.
@@ -115,6 +122,34 @@ func (p *Picker) SetStrategy(s Strategy) {
 func (p *Picker) SetPriority(pieces []int, urgent int) {
 	p.prio = append(p.prio[:0], pieces...)
 	p.urgent = min(urgent, len(p.prio))
+}
+
+// SetLevel puts piece i at level l, from MinLevel to MaxLevel (0 unless
+// set): of the pieces the strategy would start next, those at a higher
+// level start first, rarest first or in index order within a level. It is
+// how file priorities reach the picker. Pieces already started, and the
+// priority pieces of SetPriority, come first all the same.
+func (p *Picker) SetLevel(i int, l int8) {
+	l = max(MinLevel, min(MaxLevel, l))
+	if p.levels == nil {
+		if l == 0 {
+			return
+		}
+		p.levels = make([]int8, p.n)
+	}
+	if p.levels[i] != l {
+		p.levels[i] = l
+		p.dirty = true
+		p.seqCursor = 0
+	}
+}
+
+// Level returns piece i's level.
+func (p *Picker) Level(i int) int8 {
+	if p.levels == nil {
+		return 0
+	}
+	return p.levels[i]
 }
 
 // SetEndgame allows endgame or not (it is allowed unless told). Readers
@@ -385,9 +420,19 @@ func (p *Picker) next(peer Peer) int {
 		for p.seqCursor < p.n && !p.Needs(p.seqCursor) {
 			p.seqCursor++
 		}
-		for i := p.seqCursor; i < p.n; i++ {
-			if p.Needs(i) && p.active[i] == nil && peer.Has(i) {
-				return i
+		if p.levels == nil {
+			for i := p.seqCursor; i < p.n; i++ {
+				if p.Needs(i) && p.active[i] == nil && peer.Has(i) {
+					return i
+				}
+			}
+			return -1
+		}
+		for l := int8(MaxLevel); l >= MinLevel; l-- {
+			for i := p.seqCursor; i < p.n; i++ {
+				if p.levels[i] == l && p.Needs(i) && p.active[i] == nil && peer.Has(i) {
+					return i
+				}
 			}
 		}
 		return -1
@@ -439,6 +484,7 @@ func (p *Picker) rebuild() {
 	}
 	p.dirty = false
 	p.rng.Shuffle(len(p.order), func(a, b int) { p.order[a], p.order[b] = p.order[b], p.order[a] })
+	defer p.byLevel()
 	if len(p.order) < 2 || lo == hi {
 		return
 	}
@@ -465,6 +511,24 @@ func (p *Picker) rebuild() {
 		counts[a]++
 	}
 	p.order, p.sorted, p.counts = p.sorted, p.order, counts
+}
+
+// byLevel moves the pieces of higher levels to the front of the order,
+// keeping the order within each level: a stable partition, in one pass
+// per level.
+func (p *Picker) byLevel() {
+	if p.levels == nil || len(p.order) < 2 {
+		return
+	}
+	p.sorted = p.sorted[:0]
+	for l := int8(MaxLevel); l >= MinLevel; l-- {
+		for _, i := range p.order {
+			if p.levels[i] == l {
+				p.sorted = append(p.sorted, i)
+			}
+		}
+	}
+	p.order, p.sorted = p.sorted, p.order
 }
 
 // Received records block b's arrival. It reports whether the block was

@@ -75,6 +75,8 @@ type File struct {
 	// the stamp unchanged hashes the file's pieces the record does not
 	// list instead of fetching them again (git's "racily clean" files).
 	Racy bool
+	// Priority is the file's download priority: -1 low, 0 normal, 1 high.
+	Priority int8
 }
 
 // wire is the bencoded form.
@@ -94,6 +96,7 @@ type wire struct {
 type wireFile struct {
 	Selected int   `bencode:"selected"`
 	Racy     int   `bencode:"racy,omitempty"`
+	Priority int   `bencode:"priority,omitempty"`
 	Size     int64 `bencode:"size"`
 	MTime    int64 `bencode:"mtime"`
 }
@@ -148,6 +151,7 @@ func Encode(s *State) ([]byte, error) {
 		if f.Racy {
 			w.Files[i].Racy = 1
 		}
+		w.Files[i].Priority = int(f.Priority)
 	}
 	return bencode.Marshal(&w)
 }
@@ -191,8 +195,12 @@ func Decode(data []byte) (*State, error) {
 		if f.Racy != 0 && f.Racy != 1 {
 			return nil, fmt.Errorf("resume: file %d: racy %d", i, f.Racy)
 		}
+		if f.Priority < -128 || f.Priority > 127 {
+			return nil, fmt.Errorf("resume: file %d: priority %d", i, f.Priority)
+		}
 		s.Files[i].Selected = f.Selected == 1
 		s.Files[i].Racy = f.Racy == 1
+		s.Files[i].Priority = int8(f.Priority)
 		if s.Files[i].Stamp, err = (wireStamp{Size: f.Size, MTime: f.MTime}).stamp(); err != nil {
 			return nil, fmt.Errorf("resume: file %d: %w", i, err)
 		}

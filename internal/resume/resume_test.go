@@ -147,14 +147,14 @@ func roundTripStates() []struct {
 			Dir:      "/home/user/Downloads/a torrent ü",
 			Pieces:   pieces(13, 0, 3, 7, 8, 12),
 			Files: []File{
-				{Selected: true, Stamp: stamp(100, t0), Racy: true},
-				{Selected: false, Stamp: storage.Stamp{}},                      // not selected, not on disk
-				{Selected: true, Stamp: storage.Stamp{}},                       // selected, deleted
-				{Selected: false, Stamp: storage.Stamp{}},                      // padding
-				{Selected: true, Stamp: stamp(0, time.Unix(0, 0))},             // empty, mtime 1970
-				{Selected: true, Stamp: stamp(1<<40, before)},                  // mtime before 1970
-				{Selected: false, Stamp: stamp(7, time.Unix(-1, 1))},           // -999999999 ns
-				{Selected: true, Stamp: stamp(1, time.Unix(4_000_000_000, 0))}, // 2096
+				{Selected: true, Stamp: stamp(100, t0), Racy: true, Priority: 1},
+				{Selected: false, Stamp: storage.Stamp{}},                          // not selected, not on disk
+				{Selected: true, Stamp: storage.Stamp{}},                           // selected, deleted
+				{Selected: false, Stamp: storage.Stamp{}},                          // padding
+				{Selected: true, Stamp: stamp(0, time.Unix(0, 0))},                 // empty, mtime 1970
+				{Selected: true, Stamp: stamp(1<<40, before)},                      // mtime before 1970
+				{Selected: false, Stamp: stamp(7, time.Unix(-1, 1)), Priority: -1}, // -999999999 ns
+				{Selected: true, Stamp: stamp(1, time.Unix(4_000_000_000, 0))},     // 2096
 			},
 			Parts:    stamp(64, t0.Add(time.Nanosecond)),
 			Strategy: "sequential",
