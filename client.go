@@ -232,10 +232,10 @@ func (c *Client) Open(ctx context.Context, pathOrMagnet string) (*Torrent, error
 	if err != nil {
 		return nil, err
 	}
-	if t.mi == nil {
+	if t.meta() == nil {
 		// A magnet link of a torrent this client's state folder has seen
 		// before: its metainfo was kept there.
-		t.mi = c.cachedMetadata(t.infoHash)
+		t.mi.Store(c.cachedMetadata(t.infoHash))
 	}
 	return c.add(t)
 }

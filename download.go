@@ -131,7 +131,7 @@ func (t *Torrent) start(ctx context.Context, o options, needDisk bool, selected 
 // engine rather than joined one running.
 func (t *Torrent) startOrJoin(ctx context.Context, o options, needDisk bool, selected []bool) (e *engine, created bool, err error) {
 	dir, memory := o.dir, o.memory
-	if t.mi == nil {
+	if t.meta() == nil {
 		return nil, false, ErrNoMetadata
 	}
 	c, err := t.clientOrDefault()
@@ -215,22 +215,26 @@ func (t *Torrent) Download(ctx context.Context, f File, opts ...Option) error {
 	return t.DownloadFiles(ctx, []File{f}, opts...)
 }
 
-// DownloadAll fetches every file of the torrent.
+// DownloadAll fetches every file of the torrent; for a magnet link, once
+// its metadata has arrived (see WaitMetadata).
 func (t *Torrent) DownloadAll(ctx context.Context, opts ...Option) error {
+	if err := t.WaitMetadata(ctx); err != nil {
+		return err
+	}
 	return t.DownloadFiles(ctx, t.Files(), opts...)
 }
 
 // DownloadFiles fetches the given files (from Files) and returns once
 // they are all complete. Only those files are created on disk.
 func (t *Torrent) DownloadFiles(ctx context.Context, files []File, opts ...Option) error {
-	if t.mi == nil {
+	if t.meta() == nil {
 		return ErrNoMetadata
 	}
 	o := buildOptions(opts)
 	if o.memory > 0 {
 		return fmt.Errorf("torrent %s: a download needs files: %w", t.Name(), ErrInMemory)
 	}
-	info := &t.mi.Info
+	info := &t.meta().Info
 	sel := make([]bool, len(info.Files))
 	for _, f := range files {
 		if f.Index < 0 || f.Index >= len(info.Files) || info.Files[f.Index].Padding {
@@ -383,14 +387,14 @@ func (t *Torrent) keep(e *engine) {
 // serve starts the torrent with every file selected and marks it as
 // kept running with no download waiting.
 func (t *Torrent) serve(opts []Option) (*engine, error) {
-	if t.mi == nil {
+	if t.meta() == nil {
 		return nil, ErrNoMetadata
 	}
 	o := buildOptions(opts)
-	sel := make([]bool, len(t.mi.Info.Files))
+	sel := make([]bool, len(t.meta().Info.Files))
 	if o.memory == 0 {
 		for i := range sel {
-			sel[i] = !t.mi.Info.Files[i].Padding
+			sel[i] = !t.meta().Info.Files[i].Padding
 		}
 	}
 	e, err := t.start(context.Background(), o, false, sel)
@@ -436,7 +440,11 @@ func (t *Torrent) Close() error {
 	}
 	t.closed = true
 	c := t.client
+	fetch := t.fetch
 	t.mu.Unlock()
+	if fetch != nil {
+		fetch.stop()
+	}
 	err := t.stopEngine()
 	if c != nil {
 		c.remove(t)

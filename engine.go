@@ -218,7 +218,7 @@ func (r *byteRate) add(bytes int64, dt float64) {
 // startEngine opens the storage, checks what is already there and starts
 // the torrent's goroutines.
 func startEngine(checkCtx context.Context, c *Client, t *Torrent, dir string, memory int64, selected []bool, peers []netip.AddrPort, onCheck func(CheckProgress), seedOnly bool) (*engine, error) {
-	info := &t.mi.Info
+	info := &t.meta().Info
 	var store storage.Storage
 	var cache *storage.Cache
 	var err error
@@ -794,34 +794,7 @@ func (e *engine) dial(a netip.AddrPort) {
 }
 
 func (e *engine) dialHandshake(a netip.AddrPort) (net.Conn, [20]byte, peer.Reserved, error) {
-	var id [20]byte
-	var res peer.Reserved
-	ctx, cancel := context.WithTimeout(e.ctx, e.c.cfg.DialTimeout)
-	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", a.String())
-	if err != nil {
-		return nil, id, res, err
-	}
-	deadline, _ := ctx.Deadline()
-	conn.SetDeadline(deadline)
-	stopAbort := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
-	defer stopAbort()
-	if err := peer.WriteHandshake(conn, e.handshake()); err != nil {
-		return conn, id, res, err
-	}
-	h, err := peer.ReadHandshake(conn)
-	if err != nil {
-		return conn, id, res, err
-	}
-	if h.InfoHash != e.hash {
-		return conn, id, res, errors.New("peer answered for another torrent")
-	}
-	if h.PeerID == e.c.cfg.PeerID {
-		return conn, id, res, errors.New("connected to ourselves")
-	}
-	conn.SetDeadline(time.Time{})
-	return conn, h.PeerID, h.Reserved, nil
+	return dialPeer(e.ctx, e.c, e.hash, a)
 }
 
 // addConn hands a connection whose handshake is done to the loop; it
@@ -1459,6 +1432,9 @@ func (e *engine) onMessage(p *peerConn, m *peer.Message) {
 			}
 		}
 	case peer.Extended:
+		if m.ExtendedID == utMetadataID {
+			p.onMetadata(m.Payload)
+		}
 		if m.ExtendedID == 0 {
 			p.onExtendedHandshake(m.Payload)
 		}

@@ -46,7 +46,7 @@ func (t *Torrent) Handler(opts ...Option) http.Handler {
 }
 
 func (t *Torrent) handler(opts []Option) (http.Handler, error) {
-	if t.mi == nil {
+	if t.meta() == nil {
 		return nil, ErrNoMetadata
 	}
 	o := buildOptions(opts)
@@ -93,7 +93,7 @@ func (t *Torrent) handler(opts []Option) (http.Handler, error) {
 // to fetch) and keeps it running until Close, as Start does.
 func (t *Torrent) keepRunning(opts []Option) error {
 	o := buildOptions(opts)
-	e, err := t.start(context.Background(), o, false, make([]bool, len(t.mi.Info.Files)))
+	e, err := t.start(context.Background(), o, false, make([]bool, len(t.meta().Info.Files)))
 	if err != nil {
 		return err
 	}
@@ -108,13 +108,13 @@ func (t *Torrent) fileProgress(index int) int64 {
 	if e == nil {
 		return 0
 	}
-	f := t.mi.Info.Files[index]
-	begin, end := t.mi.Info.FilePieces(index)
+	f := t.meta().Info.Files[index]
+	begin, end := t.meta().Info.FilePieces(index)
 	var n int64
 	for i := begin; i < end; i++ {
 		if e.haveBits.Has(i) {
-			start := int64(i) * t.mi.Info.PieceLength
-			n += min(start+t.mi.Info.PieceSize(i), f.Offset+f.Length) - max(start, f.Offset)
+			start := int64(i) * t.meta().Info.PieceLength
+			n += min(start+t.meta().Info.PieceSize(i), f.Offset+f.Length) - max(start, f.Offset)
 		}
 	}
 	return n

@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/aiotorrent/aiotorrent/bencode"
 	"github.com/aiotorrent/aiotorrent/internal/bitfield"
 	"github.com/aiotorrent/aiotorrent/internal/picker"
 	"github.com/aiotorrent/aiotorrent/peer"
@@ -84,6 +83,8 @@ type peerConn struct {
 	roundSent      int64     // payload sent and received until then
 	roundRecv      int64
 	suggested      bool // suggest messages were sent
+	utMetadata     int  // its extended message id for ut_metadata, 0 if none
+	metaServed     int  // metadata pieces sent it: a bound against a peer asking forever
 }
 
 func newPeerConn(e *engine, conn net.Conn, a netip.AddrPort, id [20]byte, res peer.Reserved, outgoing bool) *peerConn {
@@ -231,43 +232,63 @@ func (p *peerConn) sendInitial() {
 	// The extension handshake after what we have: BEP 3 and BEP 6 want
 	// that first.
 	if p.res.Extended() {
-		hs := extHandshake{V: "aiotorrent 0.1", Reqq: maxPeerRequests, M: map[string]int{}}
+		hs := peer.ExtHandshake{V: clientVersion, Reqq: maxPeerRequests, M: map[string]int{}}
 		if port := e.c.port(); port != 0 {
 			hs.P = int(port)
 		}
-		payload, err := bencode.Marshal(hs)
-		if err == nil {
-			p.send(func(out []byte) []byte {
-				return peer.AppendMessage(out, &peer.Message{Type: peer.Extended, ExtendedID: 0, Payload: payload})
-			})
+		if size := len(e.t.meta().InfoBytes); size > 0 && size <= peer.MaxMetadataSize {
+			hs.M[peer.ExtMetadata] = utMetadataID // BEP 9: we serve the metadata
+			hs.MetadataSize = int64(size)
 		}
+		if a := p.addr.Addr(); a.IsValid() {
+			hs.YourIP = a
+		}
+		payload := hs.Append(nil)
+		p.send(func(out []byte) []byte {
+			return peer.AppendMessage(out, &peer.Message{Type: peer.Extended, ExtendedID: peer.ExtHandshakeID, Payload: payload})
+		})
 	}
 }
 
-// extHandshake is the BEP 10 handshake dictionary (the keys we use).
-type extHandshake struct {
-	M    map[string]int `bencode:"m"`
-	V    string         `bencode:"v,omitempty"`
-	P    int            `bencode:"p,omitempty"`
-	Reqq int            `bencode:"reqq,omitempty"`
-}
+// clientVersion is the "v" of our extension handshakes.
+const clientVersion = "aiotorrent 0.1"
 
 func (p *peerConn) onExtendedHandshake(payload []byte) {
-	var hs struct {
-		V    string `bencode:"v"`
-		Reqq int64  `bencode:"reqq"`
-	}
-	d := bencode.Decoder{MaxDepth: 8, MaxSize: peer.MaxExtendedLen}
-	if err := d.Unmarshal(payload, &hs); err != nil {
-		// Unknown shapes of optional keys are not worth dropping a peer for.
+	hs, err := peer.ParseExtHandshake(payload)
+	if err != nil {
+		// A malformed handshake is not worth dropping a peer for: its
+		// extensions are just not used.
 		p.e.log.Debug("extension handshake", "addr", p.addr, "err", err)
 		return
 	}
 	p.client = sanitizeClient(hs.V)
+	p.utMetadata = hs.M[peer.ExtMetadata]
 	if hs.Reqq > 0 {
-		p.reqq = int(min(hs.Reqq, maxRequests))
+		p.reqq = min(hs.Reqq, maxRequests)
 		p.maxReqs = min(p.maxReqs, p.reqq)
 	}
+}
+
+// onMetadata answers a ut_metadata request (BEP 9) with a piece of our
+// info dictionary, or a reject; other ut_metadata messages are ignored.
+func (p *peerConn) onMetadata(payload []byte) {
+	m, err := peer.ParseMetadataMsg(payload)
+	if err != nil || m.Type != peer.MetadataRequest || p.utMetadata == 0 {
+		return
+	}
+	info := p.e.t.meta().InfoBytes
+	size := int64(len(info))
+	reply := peer.MetadataMsg{Type: peer.MetadataReject, Piece: m.Piece}
+	if size <= peer.MaxMetadataSize && m.Piece < peer.MetadataPieces(size) && p.metaServed < 4*peer.MetadataPieces(size) {
+		p.metaServed++
+		off := m.Piece * peer.MetadataPieceSize
+		reply = peer.MetadataMsg{Type: peer.MetadataData, Piece: m.Piece, TotalSize: size,
+			Data: info[off : off+peer.MetadataPieceLen(size, m.Piece)]}
+	}
+	id := uint8(p.utMetadata)
+	p.send(func(out []byte) []byte {
+		return peer.AppendMessage(out, &peer.Message{Type: peer.Extended, ExtendedID: id, Payload: peer.AppendMetadataMsg(nil, reply)})
+	})
 }
 
 func sanitizeClient(s string) string {

@@ -46,10 +46,10 @@ func ParsePriority(s string) (Priority, error) {
 // download that continues another takes its priorities, unless
 // SetFilePriority was called first.
 func (t *Torrent) SetFilePriority(f File, p Priority) error {
-	if t.mi == nil {
+	if t.meta() == nil {
 		return ErrNoMetadata
 	}
-	files := t.mi.Info.Files
+	files := t.meta().Info.Files
 	if f.Index < 0 || f.Index >= len(files) || files[f.Index].Padding {
 		return fmt.Errorf("torrent %s: no file with index %d", t.Name(), f.Index)
 	}

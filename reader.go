@@ -92,10 +92,10 @@ type Reader struct {
 // Seek. ctx bounds the reader: once it is done, blocked and later reads
 // return its error. Options: [InMemory], [WithDir], [WithReadahead].
 func (t *Torrent) NewReader(ctx context.Context, f File, opts ...Option) (*Reader, error) {
-	if t.mi == nil {
+	if t.meta() == nil {
 		return nil, ErrNoMetadata
 	}
-	info := &t.mi.Info
+	info := &t.meta().Info
 	if f.Index < 0 || f.Index >= len(info.Files) || info.Files[f.Index].Padding {
 		return nil, fmt.Errorf("torrent %s: no file with index %d", t.Name(), f.Index)
 	}

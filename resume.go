@@ -264,7 +264,7 @@ func (e *engine) keepMetadata() (string, error) {
 	}
 	p := resume.MetadataPath(e.stateDir, e.hash)
 	if _, err := os.Stat(p); err != nil {
-		data, err := e.t.mi.Marshal()
+		data, err := e.t.meta().Marshal()
 		if err != nil {
 			return "", err
 		}

@@ -88,12 +88,12 @@ func (t *Torrent) Seed(ctx context.Context, opts ...Option) error {
 	if o.memory > 0 {
 		return fmt.Errorf("torrent %s: seeding needs files: %w", t.Name(), ErrInMemory)
 	}
-	if t.mi == nil {
+	if t.meta() == nil {
 		return ErrNoMetadata
 	}
 	// Nothing is selected: a seed downloads nothing (a download already
 	// running goes on).
-	e, created, err := t.startOrJoin(ctx, o, true, make([]bool, len(t.mi.Info.Files)))
+	e, created, err := t.startOrJoin(ctx, o, true, make([]bool, len(t.meta().Info.Files)))
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/aiotorrent/aiotorrent/metainfo"
 )
@@ -30,9 +31,9 @@ var ErrNoMetadata = errors.New("torrent metadata not available yet (opened from 
 // A Torrent is safe for concurrent use.
 type Torrent struct {
 	infoHash metainfo.Hash
-	mi       *metainfo.MetaInfo // nil until the metadata is known
-	magnet   *metainfo.Magnet   // set when opened from a magnet link
-	up, down *limiter           // the torrent's rate limits
+	mi       atomic.Pointer[metainfo.MetaInfo] // nil until the metadata is known: see meta
+	magnet   *metainfo.Magnet                  // set when opened from a magnet link
+	up, down *limiter                          // the torrent's rate limits
 
 	mu          sync.Mutex
 	client      *Client          // guarded by mu; nil until added to a client
@@ -45,6 +46,7 @@ type Torrent struct {
 	extraPeers  []netip.AddrPort // guarded by mu; from AddPeers
 	prio        []Priority       // guarded by mu; per file, nil: all Normal
 	prioSet     bool             // guarded by mu; SetFilePriority was called
+	fetch       *metaFetch       // guarded by mu; the metadata fetch of a magnet link
 }
 
 // File is one file of a torrent, as offered to the user. BEP 47 padding
@@ -94,7 +96,9 @@ func FromMetaInfo(mi *metainfo.MetaInfo) *Torrent {
 }
 
 func newTorrent(h metainfo.Hash, mi *metainfo.MetaInfo, m *metainfo.Magnet) *Torrent {
-	return &Torrent{infoHash: h, mi: mi, magnet: m, up: newLimiter(0), down: newLimiter(0)}
+	t := &Torrent{infoHash: h, magnet: m, up: newLimiter(0), down: newLimiter(0)}
+	t.mi.Store(mi)
+	return t
 }
 
 func isMagnet(s string) bool {
@@ -106,18 +110,23 @@ func (t *Torrent) InfoHash() metainfo.Hash { return t.infoHash }
 
 // HasMetadata reports whether the torrent's info dictionary (its files and
 // pieces) is known.
-func (t *Torrent) HasMetadata() bool { return t.mi != nil }
+func (t *Torrent) HasMetadata() bool { return t.meta() != nil }
+
+// meta returns the torrent's metainfo, nil until it is known. It is set
+// once (a magnet link's, when the metadata arrives) and never changes
+// afterwards.
+func (t *Torrent) meta() *metainfo.MetaInfo { return t.mi.Load() }
 
 // MetaInfo returns the parsed .torrent content, or nil if the metadata is
 // not known yet. It must not be modified.
-func (t *Torrent) MetaInfo() *metainfo.MetaInfo { return t.mi }
+func (t *Torrent) MetaInfo() *metainfo.MetaInfo { return t.meta() }
 
 // Name returns the torrent's name: the file or top folder name from its
 // metadata, else the magnet link's display name, else the info hash.
 func (t *Torrent) Name() string {
 	switch {
-	case t.mi != nil:
-		return t.mi.Info.Name
+	case t.meta() != nil:
+		return t.meta().Info.Name
 	case t.magnet != nil && t.magnet.DisplayName != "":
 		return t.magnet.DisplayName
 	}
@@ -127,30 +136,30 @@ func (t *Torrent) Name() string {
 // Length returns the total size of the torrent's content in bytes, padding
 // files included, or 0 if the metadata is not known yet.
 func (t *Torrent) Length() int64 {
-	if t.mi == nil {
+	if t.meta() == nil {
 		return 0
 	}
-	return t.mi.Info.Length
+	return t.meta().Info.Length
 }
 
 // PieceLength returns the length of a piece, or 0 without metadata.
 func (t *Torrent) PieceLength() int64 {
-	if t.mi == nil {
+	if t.meta() == nil {
 		return 0
 	}
-	return t.mi.Info.PieceLength
+	return t.meta().Info.PieceLength
 }
 
 // NumPieces returns the number of pieces, or 0 without metadata.
 func (t *Torrent) NumPieces() int {
-	if t.mi == nil {
+	if t.meta() == nil {
 		return 0
 	}
-	return t.mi.Info.NumPieces()
+	return t.meta().Info.NumPieces()
 }
 
 // Private reports the BEP 27 private flag.
-func (t *Torrent) Private() bool { return t.mi != nil && t.mi.Info.Private }
+func (t *Torrent) Private() bool { return t.meta() != nil && t.meta().Info.Private }
 
 // Trackers returns the torrent's tracker URLs in tiers (BEP 12). A magnet
 // link's trackers form one tier each, in the link's order, after the
@@ -158,8 +167,8 @@ func (t *Torrent) Private() bool { return t.mi != nil && t.mi.Info.Private }
 func (t *Torrent) Trackers() [][]string {
 	var tiers [][]string
 	seen := map[string]bool{}
-	if t.mi != nil {
-		tiers = t.mi.Trackers()
+	if t.meta() != nil {
+		tiers = t.meta().Trackers()
 		for _, tier := range tiers {
 			for _, tr := range tier {
 				seen[tr] = true
@@ -183,8 +192,8 @@ func (t *Torrent) Trackers() [][]string {
 
 // WebSeeds returns the torrent's web seed URLs (BEP 19).
 func (t *Torrent) WebSeeds() []string {
-	if t.mi != nil {
-		return append([]string(nil), t.mi.URLList...)
+	if t.meta() != nil {
+		return append([]string(nil), t.meta().URLList...)
 	}
 	if t.magnet != nil {
 		return append([]string(nil), t.magnet.WebSeeds...)
@@ -195,11 +204,11 @@ func (t *Torrent) WebSeeds() []string {
 // Files returns the torrent's files in torrent order, without padding
 // files, or nil if the metadata is not known yet.
 func (t *Torrent) Files() []File {
-	if t.mi == nil {
+	if t.meta() == nil {
 		return nil
 	}
 	var files []File
-	for i, f := range t.mi.Info.Files {
+	for i, f := range t.meta().Info.Files {
 		if f.Padding {
 			continue
 		}
@@ -210,8 +219,8 @@ func (t *Torrent) Files() []File {
 
 // Magnet returns a magnet link for the torrent.
 func (t *Torrent) Magnet() string {
-	if t.mi != nil {
-		return t.mi.Magnet().String()
+	if t.meta() != nil {
+		return t.meta().Magnet().String()
 	}
 	return t.magnet.String()
 }

@@ -60,7 +60,7 @@ func (f *FileCheck) OK() bool { return len(f.Bad) == 0 && f.Size == f.File.Lengt
 // damaged are withdrawn from it, so that the next start fetches them
 // again even if the damage left the files' sizes and times as they were.
 func (t *Torrent) Verify(ctx context.Context, opts ...Option) (*VerifyResult, error) {
-	if t.mi == nil {
+	if t.meta() == nil {
 		return nil, ErrNoMetadata
 	}
 	o := buildOptions(opts)
@@ -79,7 +79,7 @@ func (t *Torrent) Verify(ctx context.Context, opts ...Option) (*VerifyResult, er
 	if dir == "" {
 		dir = "."
 	}
-	info := &t.mi.Info
+	info := &t.meta().Info
 	store, err := storage.NewFile(dir, info, t.infoHash, storage.FileOptions{ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("torrent %s: verify %s: %w", t.Name(), dir, err)
@@ -155,7 +155,7 @@ func withdrawDamaged(stateDir string, t *Torrent, dir string, ok []bool) ([]int,
 		return nil, err
 	}
 	abs, err := filepath.Abs(dir)
-	if err != nil || st.Dir != abs || st.Pieces.Len() != len(ok) || len(st.Files) != len(t.mi.Info.Files) {
+	if err != nil || st.Dir != abs || st.Pieces.Len() != len(ok) || len(st.Files) != len(t.meta().Info.Files) {
 		return nil, err // another folder's record, or another torrent's shape
 	}
 	var withdrawn []int
@@ -164,7 +164,7 @@ func withdrawDamaged(stateDir string, t *Torrent, dir string, ok []bool) ([]int,
 			continue
 		}
 		own := true
-		for _, f := range filesOfPiece(&t.mi.Info, i) {
+		for _, f := range filesOfPiece(&t.meta().Info, i) {
 			own = own && st.Files[f].Selected
 		}
 		if own {

@@ -3,11 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -43,6 +43,11 @@ type netOpts struct {
 	noTrackers bool
 	limits     limitOpts
 	stateDir   string
+	// saveTorrent is where to write a magnet link's metainfo once it
+	// arrives (download --save-torrent); json says progress goes out as
+	// JSON lines.
+	saveTorrent string
+	json        bool
 }
 
 // registerStateDir adds --state-dir to fs.
@@ -95,8 +100,9 @@ func (n *netOpts) open(ctx context.Context, e *env, path string, idx []string) (
 		if err != nil {
 			return nil, nil, err
 		}
-		if !t.HasMetadata() {
-			return nil, nil, errors.New("magnet links need metadata from peers, which this version cannot fetch yet; use the .torrent file")
+		t.AddPeers(peers...)
+		if err := n.waitMetadata(ctx, e, t); err != nil {
+			return nil, nil, err
 		}
 		files, err := pickFiles(t, idx, "file")
 		return t, files, err
@@ -105,8 +111,55 @@ func (n *netOpts) open(ctx context.Context, e *env, path string, idx []string) (
 		client.Close()
 		return nil, nil, nil, err
 	}
-	t.AddPeers(peers...)
 	return client, t, files, nil
+}
+
+// waitMetadata fetches a magnet link's metadata from peers, saying so on
+// stderr (or as JSON events), and writes it to --save-torrent.
+func (n *netOpts) waitMetadata(ctx context.Context, e *env, t *aiotorrent.Torrent) error {
+	if !t.HasMetadata() {
+		start := time.Now()
+		if n.json {
+			writeJSONLine(e.stdout, metadataEvent{Event: "fetching_metadata", InfoHash: t.InfoHash().String()})
+		} else {
+			fmt.Fprintf(e.stderr, "fetching the metadata of %s from peers...\n", sanitize(t.Name()))
+		}
+		if err := t.WaitMetadata(ctx); err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("stopped before the metadata of %s arrived", sanitize(t.Name()))
+			}
+			return err
+		}
+		mi := t.MetaInfo()
+		if n.json {
+			writeJSONLine(e.stdout, metadataEvent{Event: "metadata", InfoHash: t.InfoHash().String(), Name: t.Name(),
+				Files: len(t.Files()), Length: mi.Info.Length, Bytes: len(mi.InfoBytes), Seconds: time.Since(start).Seconds()})
+		} else {
+			fmt.Fprintf(e.stderr, "metadata of %s: %d files, %s, in %s\n", sanitize(t.Name()), len(t.Files()),
+				formatSize(mi.Info.Length), formatDuration(time.Since(start)))
+		}
+	}
+	if n.saveTorrent != "" {
+		data, err := t.MetaInfo().Marshal()
+		if err == nil {
+			err = os.WriteFile(n.saveTorrent, data, 0o644)
+		}
+		if err != nil {
+			return fmt.Errorf("--save-torrent: %w", err)
+		}
+	}
+	return nil
+}
+
+// metadataEvent is the JSON line of a magnet link's metadata fetch.
+type metadataEvent struct {
+	Event    string  `json:"event"`
+	InfoHash string  `json:"info_hash"`
+	Name     string  `json:"name,omitempty"`
+	Files    int     `json:"files,omitempty"`
+	Length   int64   `json:"length,omitempty"`
+	Bytes    int     `json:"metadata_bytes,omitempty"`
+	Seconds  float64 `json:"seconds,omitempty"`
 }
 
 func downloadFlags() (*flag.FlagSet, *downloadOpts) {
@@ -118,6 +171,7 @@ func downloadFlags() (*flag.FlagSet, *downloadOpts) {
 	fs.Var(&o.high, "high", "fetch the file with index `N` before the others; may be repeated")
 	fs.Var(&o.low, "low", "fetch the file with index `N` after the others; may be repeated")
 	fs.BoolVar(&o.json, "json", false, "print progress and the result as JSON lines on stdout")
+	fs.StringVar(&o.saveTorrent, "save-torrent", "", "write the torrent's metainfo to `FILE` (for a magnet link, once it has arrived from peers)")
 	o.register(fs, true)
 	registerStateDir(fs, &o.stateDir)
 	fs.DurationVar(&o.every, "progress-every", 5*time.Second, "when stderr is not a terminal, print a progress line (and with --seed, a seeding status) every `D`")
@@ -157,6 +211,7 @@ func runDownload(ctx context.Context, e *env, args []string) error {
 	if !o.seed && o.stop.set() {
 		return usagef("--ratio and --seed-time need --seed")
 	}
+	o.netOpts.json = o.json
 	client, t, files, err := o.open(ctx, e, pos[0], o.files)
 	if err != nil {
 		return err

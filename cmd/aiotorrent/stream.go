@@ -19,7 +19,7 @@ import (
 var streamCmd = &command{
 	name:    "stream",
 	summary: "serve a torrent's files over HTTP while they download, without writing to disk",
-	usage:   "[--addr HOST:PORT] [--file N]... [--cache SIZE] [-o DIR] [--json] [--peer HOST:PORT]... TORRENT",
+	usage:   "[--addr HOST:PORT] [--file N]... [--cache SIZE] [-o DIR] [--json] [--peer HOST:PORT]... TORRENT|MAGNET",
 	run:     runStream,
 }
 
@@ -67,6 +67,7 @@ func runStream(ctx context.Context, e *env, args []string) error {
 	if o.every <= 0 {
 		return usagef("--status-every must be positive")
 	}
+	o.netOpts.json = o.json
 	client, t, files, err := o.open(ctx, e, pos[0], o.files)
 	if err != nil {
 		return err

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aiotorrent/aiotorrent/metainfo"
+)
+
+// TestDownloadMagnet: download takes a magnet link, fetches the metadata
+// from the --peer, writes it with --save-torrent, and downloads.
+func TestDownloadMagnet(t *testing.T) {
+	torrentPath, src, addr := seedContent(t)
+	mi, err := metainfo.LoadFile(torrentPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, state := t.TempDir(), t.TempDir()
+	saved := filepath.Join(t.TempDir(), "saved.torrent")
+	magnet := "magnet:?xt=urn:btih:" + mi.InfoHash.String() + "&dn=content"
+	r := runCLI(t, "download", "-o", out, "--listen", "127.0.0.1:0", "--no-trackers", "--peer", addr,
+		"--state-dir", state, "--save-torrent", saved, magnet)
+	if r.status != 0 {
+		t.Fatalf("status %d\nstderr:\n%s", r.status, r.stderr)
+	}
+	for _, w := range []string{"fetching the metadata of content from peers", "metadata of content: 4 files"} {
+		if !strings.Contains(r.stderr, w) {
+			t.Errorf("stderr lacks %q:\n%s", w, r.stderr)
+		}
+	}
+	back, err := metainfo.LoadFile(saved)
+	if err != nil || back.InfoHash != mi.InfoHash {
+		t.Fatalf("--save-torrent wrote %v, %v", back, err)
+	}
+	for _, f := range []string{"a.txt", "sub/b.bin", "sub/deep/c.md", "empty"} {
+		got, err1 := os.ReadFile(filepath.Join(out, "content", f))
+		want, err2 := os.ReadFile(filepath.Join(src, "content", f))
+		if err1 != nil || err2 != nil || string(got) != string(want) {
+			t.Errorf("%s: %v %v, equal %v", f, err1, err2, string(got) == string(want))
+		}
+	}
+	// The metadata is kept in the state folder: the link opens at once
+	// next time, even with no peer to ask.
+	r = runCLI(t, "download", "-o", out, "--listen", "127.0.0.1:0", "--no-trackers", "--state-dir", state, magnet)
+	if r.status != 0 || strings.Contains(r.stderr, "fetching the metadata") {
+		t.Errorf("second run: status %d, stderr %q; want the kept metadata and no fetch", r.status, r.stderr)
+	}
+}

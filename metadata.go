@@ -1,0 +1,501 @@
+package aiotorrent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/aiotorrent/aiotorrent/internal/announcer"
+	"github.com/aiotorrent/aiotorrent/metainfo"
+	"github.com/aiotorrent/aiotorrent/peer"
+	"github.com/aiotorrent/aiotorrent/tracker"
+)
+
+const (
+	// utMetadataID is the extended message id we receive ut_metadata
+	// messages under (BEP 9), the same in every extension handshake.
+	utMetadataID = 3
+	// metaPeers is how many peers a metadata fetch talks to at once.
+	metaPeers = 8
+	// metaPipeline is how many metadata pieces are asked of one peer at
+	// once.
+	metaPipeline = 4
+	// metaTimeout is how long a peer may take to answer a metadata
+	// request, or to send its extension handshake.
+	metaTimeout = 15 * time.Second
+)
+
+// WaitMetadata returns once the torrent's metadata (its info dictionary,
+// which a magnet link does not carry) is known: at once for a torrent
+// opened from a .torrent file; for a magnet link, once it has been
+// fetched from peers (BEP 9) and found to hash to the link's info hash.
+// Peers come from the link's trackers (tr=) and peers (x.pe), and from
+// AddPeers. The pieces of the metadata are asked of several peers at once;
+// a peer whose data does not hash right is not asked again. The fetch
+// goes on while the torrent is open, even when ctx ends; the metadata is
+// then kept in the client's state folder, for the link to open with it
+// next time. Downloads and readers of a magnet link wait for it too.
+func (t *Torrent) WaitMetadata(ctx context.Context) error {
+	if t.meta() != nil {
+		return nil
+	}
+	c, err := t.clientOrDefault()
+	if err != nil {
+		return err
+	}
+	f, err := t.fetchMetadata(c)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-f.done:
+		return f.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// fetchMetadata starts the torrent's metadata fetch, or joins the one
+// running.
+func (t *Torrent) fetchMetadata(c *Client) (*metaFetch, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil, fmt.Errorf("torrent %s: %w", t.Name(), ErrClosed)
+	}
+	if t.fetch == nil {
+		t.fetch = newMetaFetch(t, c)
+		go t.fetch.run()
+	}
+	return t.fetch, nil
+}
+
+// metaFetch fetches a magnet link's info dictionary from peers. The
+// pieces are shared out among the peers; if the whole does not hash to
+// the info hash, someone lied, and from then on each peer fetches a whole
+// copy of its own, so that the liar is found and the others succeed.
+type metaFetch struct {
+	t      *Torrent
+	c      *Client
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{} // closed once err is set or the metadata is
+	err    error
+
+	mu      sync.Mutex
+	size    int64       // the metadata's size, as the first peer said
+	pieces  [][]byte    // shared mode: the pieces received, nil if not
+	askedAt []time.Time // shared mode: when each piece was last asked for
+	own     bool        // each peer fetches a whole copy
+	known   []netip.AddrPort
+	tried   map[netip.AddrPort]bool
+	liars   map[netip.AddrPort]bool
+	active  int
+	wake    chan struct{}
+}
+
+func newMetaFetch(t *Torrent, c *Client) *metaFetch {
+	f := &metaFetch{t: t, c: c, done: make(chan struct{}), tried: map[netip.AddrPort]bool{},
+		liars: map[netip.AddrPort]bool{}, wake: make(chan struct{}, 1)}
+	f.ctx, f.cancel = context.WithCancel(c.ctx)
+	return f
+}
+
+// stop ends the fetch (the torrent closes).
+func (f *metaFetch) stop() {
+	f.cancel()
+	<-f.done
+}
+
+func (f *metaFetch) run() {
+	defer f.cancel()
+	t := f.t
+	m := t.magnet
+	if !f.c.cfg.NoTrackers && len(t.Trackers()) > 0 {
+		an := announcer.New(announcer.Config{
+			Tiers: t.Trackers(),
+			Req: tracker.AnnounceRequest{InfoHash: t.infoHash, PeerID: tracker.PeerID(f.c.cfg.PeerID),
+				Port: f.c.port(), NumWant: 50, Left: 1},
+			// The size is not known: "left" must only say we are not a
+			// seed, or trackers would send us no seeds.
+			Progress:      func() announcer.Progress { return announcer.Progress{Left: 1} },
+			OnPeers:       func(_ string, peers []netip.AddrPort) { f.addPeers(peers) },
+			ClientOptions: f.c.cfg.TrackerOptions,
+			Logger:        f.c.cfg.Logger,
+		})
+		go an.Run(f.ctx)
+	}
+	var pe []netip.AddrPort
+	for _, hp := range m.Peers {
+		if ap, err := netip.ParseAddrPort(hp); err == nil {
+			pe = append(pe, ap)
+		}
+	}
+	f.addPeers(pe)
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		t.mu.Lock()
+		extra := slices.Clone(t.extraPeers)
+		t.mu.Unlock()
+		f.addPeers(extra)
+		f.mu.Lock()
+		for f.active < metaPeers {
+			a, ok := f.nextPeer()
+			if !ok {
+				break
+			}
+			f.active++
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				err := f.talk(a)
+				f.c.cfg.Logger.Debug("metadata peer done", "torrent", t.Name(), "addr", a, "err", err)
+				f.mu.Lock()
+				f.active--
+				f.mu.Unlock()
+				f.poke()
+			}()
+		}
+		f.mu.Unlock()
+		select {
+		case <-f.done:
+			return
+		case <-f.ctx.Done():
+			f.finish(nil, fmt.Errorf("torrent %s: %w", t.Name(), ErrClosed))
+			return
+		case <-f.wake:
+		case <-tick.C:
+		}
+	}
+}
+
+func (f *metaFetch) poke() {
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// addPeers learns peer addresses.
+func (f *metaFetch) addPeers(addrs []netip.AddrPort) {
+	f.mu.Lock()
+	added := false
+	for _, a := range addrs {
+		a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+		if !a.IsValid() || a.Port() == 0 || f.tried[a] || slices.Contains(f.known, a) || len(f.known) >= 4096 {
+			continue
+		}
+		if f.c.port() == a.Port() && isOwnAddr(a) {
+			continue
+		}
+		f.known = append(f.known, a)
+		added = true
+	}
+	f.mu.Unlock()
+	if added {
+		f.poke()
+	}
+}
+
+// nextPeer takes a peer to talk to (f.mu held).
+func (f *metaFetch) nextPeer() (netip.AddrPort, bool) {
+	for len(f.known) > 0 {
+		a := f.known[0]
+		f.known = f.known[1:]
+		if !f.tried[a] && !f.liars[a] && !f.c.isBannedPeer(a, [20]byte{}) {
+			f.tried[a] = true
+			return a, true
+		}
+	}
+	return netip.AddrPort{}, false
+}
+
+// finish ends the fetch with the metadata, or with an error.
+func (f *metaFetch) finish(mi *metainfo.MetaInfo, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	select {
+	case <-f.done:
+		return
+	default:
+	}
+	if mi != nil {
+		f.t.mi.CompareAndSwap(nil, mi)
+		f.c.cfg.Logger.Info("metadata received", "torrent", f.t.Name(), "bytes", len(mi.InfoBytes))
+	}
+	f.err = err
+	close(f.done)
+	f.cancel()
+}
+
+// talk fetches metadata from one peer: its pieces of the shared copy, or
+// a whole copy of its own.
+func (f *metaFetch) talk(a netip.AddrPort) error {
+	conn, _, res, err := dialPeer(f.ctx, f.c, f.t.infoHash, a)
+	if err != nil {
+		if conn != nil {
+			conn.Close()
+		}
+		return err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(f.ctx, func() { conn.SetDeadline(time.Now()) })
+	defer stop()
+	if !res.Extended() {
+		return errors.New("no extension protocol: cannot send metadata")
+	}
+	hs := peer.ExtHandshake{M: map[string]int{peer.ExtMetadata: utMetadataID}, V: clientVersion, Reqq: maxPeerRequests}
+	if port := f.c.port(); port != 0 {
+		hs.P = int(port) // where the peer can reach us for the download
+	}
+	out := peer.AppendMessage(nil, &peer.Message{Type: peer.Extended, ExtendedID: peer.ExtHandshakeID, Payload: hs.Append(nil)})
+	if res.Fast() {
+		out = peer.AppendMessage(out, &peer.Message{Type: peer.HaveNone})
+	}
+	if _, err := conn.Write(out); err != nil {
+		return err
+	}
+	r := peer.NewReader(conn, peer.Limits{})
+	var m peer.Message
+	var theirs int // their id for ut_metadata
+	var size int64
+	var mine [][]byte // own mode: this peer's copy
+	asked := map[int]bool{}
+	for {
+		conn.SetReadDeadline(time.Now().Add(metaTimeout))
+		if err := r.ReadMessage(&m); err != nil {
+			return err
+		}
+		if m.Type != peer.Extended {
+			continue // bitfields, haves, chokes: nothing to do with metadata
+		}
+		switch m.ExtendedID {
+		case peer.ExtHandshakeID:
+			h, err := peer.ParseExtHandshake(m.Payload)
+			if err != nil {
+				return err
+			}
+			theirs, size = h.M[peer.ExtMetadata], h.MetadataSize
+			if theirs == 0 || size == 0 {
+				return fmt.Errorf("does not offer the metadata (ut_metadata id %d, size %d, bad size %d)", theirs, size, h.BadMetadataSize)
+			}
+			if !f.agree(size) {
+				return fmt.Errorf("says the metadata is %d bytes, others %d", size, f.size)
+			}
+		case utMetadataID:
+			if theirs == 0 {
+				return errors.New("ut_metadata message before the extension handshake")
+			}
+			mm, err := peer.ParseMetadataMsg(m.Payload)
+			if errors.Is(err, peer.ErrUnknownMetadataMsg) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			switch mm.Type {
+			case peer.MetadataReject:
+				return fmt.Errorf("rejected metadata piece %d", mm.Piece)
+			case peer.MetadataRequest:
+				continue // we have nothing to send
+			}
+			if mm.TotalSize != size || mm.Piece >= peer.MetadataPieces(size) || len(mm.Data) != peer.MetadataPieceLen(size, mm.Piece) || !asked[mm.Piece] {
+				return fmt.Errorf("metadata piece %d of %d bytes (total %d) not as asked", mm.Piece, len(mm.Data), mm.TotalSize)
+			}
+			delete(asked, mm.Piece)
+			data := slices.Clone(mm.Data)
+			if mine != nil {
+				mine[mm.Piece] = data
+			} else if f.store(mm.Piece, data, a) {
+				return nil
+			}
+		default:
+			continue // an extension we did not offer
+		}
+		if theirs == 0 {
+			continue
+		}
+		// Ask for more: pieces of the shared copy no one has, or, once
+		// someone lied, the pieces of this peer's own copy.
+		if mine == nil && f.isOwn() {
+			// Pieces asked already come into this copy: they are this
+			// peer's as much as any.
+			mine = make([][]byte, peer.MetadataPieces(size))
+		}
+		var want []int
+		if mine != nil {
+			if done, err := f.ownCopy(mine, a, size); done {
+				return err
+			}
+			for k := range mine {
+				if mine[k] == nil && !asked[k] && len(asked)+len(want) < metaPipeline {
+					want = append(want, k)
+				}
+			}
+		} else {
+			want = f.claim(metaPipeline - len(asked))
+		}
+		if len(want) == 0 && len(asked) == 0 {
+			if f.isOwn() {
+				continue // switched to own copies: the next message asks
+			}
+			// Everything is asked of others: wait for them.
+			select {
+			case <-f.done:
+				return nil
+			case <-time.After(time.Second):
+			}
+			want = f.claim(metaPipeline)
+			if len(want) == 0 {
+				continue
+			}
+		}
+		out = out[:0]
+		for _, k := range want {
+			asked[k] = true
+			out = peer.AppendMessage(out, &peer.Message{Type: peer.Extended, ExtendedID: uint8(theirs),
+				Payload: peer.AppendMetadataMsg(nil, peer.MetadataMsg{Type: peer.MetadataRequest, Piece: k})})
+		}
+		if _, err := conn.Write(out); err != nil {
+			return err
+		}
+	}
+}
+
+// agree sets the metadata's size from the first peer to say, and reports
+// whether a peer's size agrees with it.
+func (f *metaFetch) agree(size int64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.size == 0 {
+		f.size = size
+		n := peer.MetadataPieces(size)
+		f.pieces = make([][]byte, n)
+		f.askedAt = make([]time.Time, n)
+	}
+	return f.size == size || f.own
+}
+
+func (f *metaFetch) isOwn() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.own
+}
+
+// claim returns up to n pieces of the shared copy to ask for: those never
+// asked, then those asked longest ago, more than metaTimeout ago.
+func (f *metaFetch) claim(n int) []int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.own || n <= 0 {
+		return nil
+	}
+	var out []int
+	now := time.Now()
+	for k := range f.pieces {
+		if len(out) == n {
+			break
+		}
+		if f.pieces[k] == nil && now.Sub(f.askedAt[k]) > metaTimeout {
+			f.askedAt[k] = now
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// store keeps a piece of the shared copy; once the copy is whole it is
+// checked, and it reports whether the fetch is over. A copy that does not
+// hash right switches the fetch to own copies.
+func (f *metaFetch) store(k int, data []byte, from netip.AddrPort) bool {
+	f.mu.Lock()
+	if f.own || k >= len(f.pieces) {
+		f.mu.Unlock()
+		return false
+	}
+	if f.pieces[k] == nil {
+		f.pieces[k] = data
+	}
+	for _, p := range f.pieces {
+		if p == nil {
+			f.mu.Unlock()
+			return false
+		}
+	}
+	whole := slices.Concat(f.pieces...)
+	f.mu.Unlock()
+	mi, err := metainfo.FromInfo(whole, f.t.magnet)
+	if err == nil {
+		f.finish(mi, nil)
+		return true
+	}
+	f.c.cfg.Logger.Info("metadata from several peers does not check out: fetching whole copies", "torrent", f.t.Name(), "err", err)
+	f.mu.Lock()
+	f.own = true
+	f.pieces, f.askedAt = nil, nil
+	f.mu.Unlock()
+	return false
+}
+
+// ownCopy checks a peer's own copy once whole: it reports done, with nil
+// if it was right (and the fetch is over), or an error if the peer lied.
+func (f *metaFetch) ownCopy(mine [][]byte, from netip.AddrPort, size int64) (bool, error) {
+	for _, p := range mine {
+		if p == nil {
+			return false, nil
+		}
+	}
+	mi, err := metainfo.FromInfo(slices.Concat(mine...), f.t.magnet)
+	if err != nil {
+		f.mu.Lock()
+		f.liars[from] = true
+		f.mu.Unlock()
+		return true, fmt.Errorf("sent metadata that does not check out: %w", err)
+	}
+	f.finish(mi, nil)
+	return true, nil
+}
+
+// dialPeer connects to the peer at a and exchanges handshakes for the
+// torrent with info hash hash.
+func dialPeer(ctx context.Context, c *Client, hash metainfo.Hash, a netip.AddrPort) (net.Conn, [20]byte, peer.Reserved, error) {
+	var id [20]byte
+	var res peer.Reserved
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", a.String())
+	if err != nil {
+		return nil, id, res, err
+	}
+	deadline, _ := ctx.Deadline()
+	conn.SetDeadline(deadline)
+	stopAbort := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+	defer stopAbort()
+	h := &peer.Handshake{InfoHash: hash, PeerID: c.cfg.PeerID}
+	h.Reserved.SetExtended()
+	h.Reserved.SetFast()
+	if err := peer.WriteHandshake(conn, h); err != nil {
+		return conn, id, res, err
+	}
+	theirs, err := peer.ReadHandshake(conn)
+	if err != nil {
+		return conn, id, res, err
+	}
+	if theirs.InfoHash != hash {
+		return conn, id, res, errors.New("peer answered for another torrent")
+	}
+	if theirs.PeerID == c.cfg.PeerID {
+		return conn, id, res, errors.New("connected to ourselves")
+	}
+	conn.SetDeadline(time.Time{})
+	return conn, theirs.PeerID, theirs.Reserved, nil
+}

@@ -1,0 +1,146 @@
+package aiotorrent
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/aiotorrent/aiotorrent/metainfo"
+	"github.com/aiotorrent/aiotorrent/peer"
+)
+
+// TestMagnetFromOwnSeeder: a magnet link with only the info hash, its
+// seeder given by AddPeers: the metadata comes over ut_metadata, checks
+// out, and the download completes.
+func TestMagnetFromOwnSeeder(t *testing.T) {
+	mi, src := makeTorrent(t, "magnet", 16<<10, testFile{"a", 300 << 10}, testFile{"b/c", 2 << 20})
+	seeder := startSeeder(t, mi, src)
+	c := stateClient(t, t.TempDir())
+	tor, err := c.Open(t.Context(), "magnet:?xt=urn:btih:"+mi.InfoHash.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tor.HasMetadata() {
+		t.Fatal("metadata before any peer")
+	}
+	tor.AddPeers(clientAddr(seeder))
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := tor.WaitMetadata(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("metadata (%d bytes) in %v", len(mi.InfoBytes), time.Since(start))
+	if tor.Name() != "magnet" || len(tor.Files()) != 2 || string(tor.MetaInfo().InfoBytes) != string(mi.InfoBytes) {
+		t.Fatalf("metadata: name %q, %d files", tor.Name(), len(tor.Files()))
+	}
+	dir := t.TempDir()
+	if err := tor.DownloadAll(ctx, WithDir(dir)); err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, mi, dir, src)
+}
+
+// fakeMetaPeer is a peer that offers the torrent's metadata and answers
+// every request with what serve returns for the piece (nil: a reject).
+func fakeMetaPeer(t *testing.T, mi *metainfo.MetaInfo, size int64, serve func(piece int) []byte) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				if _, err := peer.ReadHandshake(conn); err != nil {
+					return
+				}
+				h := &peer.Handshake{InfoHash: mi.InfoHash, PeerID: NewPeerID()}
+				h.Reserved.SetExtended()
+				if peer.WriteHandshake(conn, h) != nil {
+					return
+				}
+				const theirID = 7
+				hs := peer.ExtHandshake{M: map[string]int{peer.ExtMetadata: theirID}, MetadataSize: size}
+				if size > peer.MaxMetadataSize {
+					hs.MetadataSize = 0
+				}
+				payload := hs.Append(nil)
+				if size > peer.MaxMetadataSize { // what the codec will not write
+					payload = []byte(fmt.Sprintf("d1:md11:ut_metadatai%dee13:metadata_sizei%dee", theirID, size))
+				}
+				conn.Write(peer.AppendMessage(nil, &peer.Message{Type: peer.Extended, ExtendedID: 0, Payload: payload}))
+				r := peer.NewReader(conn, peer.Limits{})
+				var m peer.Message
+				for r.ReadMessage(&m) == nil {
+					if m.Type != peer.Extended || m.ExtendedID != theirID {
+						continue
+					}
+					req, err := peer.ParseMetadataMsg(m.Payload)
+					if err != nil || req.Type != peer.MetadataRequest {
+						continue
+					}
+					reply := peer.MetadataMsg{Type: peer.MetadataReject, Piece: req.Piece}
+					if data := serve(req.Piece); data != nil {
+						reply = peer.MetadataMsg{Type: peer.MetadataData, Piece: req.Piece, TotalSize: size, Data: data}
+					}
+					conn.Write(peer.AppendMessage(nil, &peer.Message{Type: peer.Extended, ExtendedID: utMetadataID, Payload: peer.AppendMetadataMsg(nil, reply)}))
+				}
+			}()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).AddrPort()
+}
+
+// TestMagnetLiars: among the peers, one serves metadata that does not hash
+// right, one claims 1 GiB of metadata, one rejects every request; the
+// honest seeder's metadata is the one taken, and the download completes.
+func TestMagnetLiars(t *testing.T) {
+	mi, src := makeTorrent(t, "liars", 16<<10, testFile{"a", 24 << 20}) // 1536 pieces: 2 metadata pieces
+	size := int64(len(mi.InfoBytes))
+	if peer.MetadataPieces(size) < 2 {
+		t.Fatalf("metadata of %d bytes: want at least 2 pieces", size)
+	}
+	piece := func(k int) []byte {
+		off := k * peer.MetadataPieceSize
+		return mi.InfoBytes[off : off+peer.MetadataPieceLen(size, k)]
+	}
+	liar := fakeMetaPeer(t, mi, size, func(k int) []byte {
+		b := slices.Clone(piece(k))
+		b[len(b)/2] ^= 1
+		return b
+	})
+	huge := fakeMetaPeer(t, mi, 1<<30, func(int) []byte { return nil })
+	refuser := fakeMetaPeer(t, mi, size, func(int) []byte { return nil })
+	seeder := startSeeder(t, mi, src)
+
+	c := stateClient(t, t.TempDir())
+	tor, err := c.Open(t.Context(), "magnet:?xt=urn:btih:"+mi.InfoHash.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tor.AddPeers(liar, huge, refuser, clientAddr(seeder))
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := tor.WaitMetadata(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if string(tor.MetaInfo().InfoBytes) != string(mi.InfoBytes) {
+		t.Fatal("metadata differs")
+	}
+	dir := t.TempDir()
+	if err := tor.DownloadAll(ctx, WithDir(dir)); err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, mi, dir, src)
+}
