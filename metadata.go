@@ -28,6 +28,10 @@ const (
 	// metaTimeout is how long a peer may take to answer a metadata
 	// request, or to send its extension handshake.
 	metaTimeout = 15 * time.Second
+	// metaRetry is how long a peer that failed waits to be tried again,
+	// doubling with each failure up to 32 times that; a peer that lied is
+	// not tried again.
+	metaRetry = 2 * time.Second
 )
 
 // WaitMetadata returns once the torrent's metadata (its info dictionary,
@@ -87,21 +91,22 @@ type metaFetch struct {
 	done   chan struct{} // closed once err is set or the metadata is
 	err    error
 
-	mu      sync.Mutex
-	size    int64       // the metadata's size, as the first peer said
-	pieces  [][]byte    // shared mode: the pieces received, nil if not
-	askedAt []time.Time // shared mode: when each piece was last asked for
-	own     bool        // each peer fetches a whole copy
-	known   []netip.AddrPort
-	tried   map[netip.AddrPort]bool
-	liars   map[netip.AddrPort]bool
-	active  int
-	wake    chan struct{}
+	mu       sync.Mutex
+	size     int64       // the metadata's size, as the first peer said
+	pieces   [][]byte    // shared mode: the pieces received, nil if not
+	askedAt  []time.Time // shared mode: when each piece was last asked for
+	own      bool        // each peer fetches a whole copy
+	known    []netip.AddrPort
+	tried    map[netip.AddrPort]bool
+	attempts map[netip.AddrPort]int
+	liars    map[netip.AddrPort]bool
+	active   int
+	wake     chan struct{}
 }
 
 func newMetaFetch(t *Torrent, c *Client) *metaFetch {
 	f := &metaFetch{t: t, c: c, done: make(chan struct{}), tried: map[netip.AddrPort]bool{},
-		liars: map[netip.AddrPort]bool{}, wake: make(chan struct{}, 1)}
+		attempts: map[netip.AddrPort]int{}, liars: map[netip.AddrPort]bool{}, wake: make(chan struct{}, 1)}
 	f.ctx, f.cancel = context.WithCancel(c.ctx)
 	return f
 }
@@ -160,7 +165,15 @@ func (f *metaFetch) run() {
 				f.c.cfg.Logger.Debug("metadata peer done", "torrent", t.Name(), "addr", a, "err", err)
 				f.mu.Lock()
 				f.active--
+				f.attempts[a]++
+				again := err != nil && !f.liars[a]
+				wait := metaRetry << min(f.attempts[a]-1, 5)
 				f.mu.Unlock()
+				if again {
+					// It may have been busy, or slow: ask again later,
+					// a little later each time.
+					time.AfterFunc(wait, func() { f.requeue(a) })
+				}
 				f.poke()
 			}()
 		}
@@ -203,6 +216,19 @@ func (f *metaFetch) addPeers(addrs []netip.AddrPort) {
 	if added {
 		f.poke()
 	}
+}
+
+// requeue makes a peer that failed worth trying again.
+func (f *metaFetch) requeue(a netip.AddrPort) {
+	select {
+	case <-f.done:
+		return
+	default:
+	}
+	f.mu.Lock()
+	delete(f.tried, a)
+	f.mu.Unlock()
+	f.addPeers([]netip.AddrPort{a})
 }
 
 // nextPeer takes a peer to talk to (f.mu held).
@@ -269,6 +295,11 @@ func (f *metaFetch) talk(a netip.AddrPort) error {
 	var size int64
 	var mine [][]byte // own mode: this peer's copy
 	asked := map[int]bool{}
+	defer func() {
+		if mine == nil {
+			f.release(asked) // what it was asked and did not send, for others to ask
+		}
+	}()
 	for {
 		conn.SetReadDeadline(time.Now().Add(metaTimeout))
 		if err := r.ReadMessage(&m); err != nil {
@@ -324,38 +355,38 @@ func (f *metaFetch) talk(a netip.AddrPort) error {
 			continue
 		}
 		// Ask for more: pieces of the shared copy no one has, or, once
-		// someone lied, the pieces of this peer's own copy.
-		if mine == nil && f.isOwn() {
-			// Pieces asked already come into this copy: they are this
-			// peer's as much as any.
-			mine = make([][]byte, peer.MetadataPieces(size))
-		}
+		// someone lied, the pieces of this peer's own copy. With nothing
+		// to ask and nothing asked, wait for others (or for the switch
+		// to own copies) rather than for a message that may never come.
 		var want []int
-		if mine != nil {
-			if done, err := f.ownCopy(mine, a, size); done {
-				return err
+		for {
+			if mine == nil && f.isOwn() {
+				// Pieces asked already come into this copy: they are
+				// this peer's as much as any.
+				mine = make([][]byte, peer.MetadataPieces(size))
 			}
-			for k := range mine {
-				if mine[k] == nil && !asked[k] && len(asked)+len(want) < metaPipeline {
-					want = append(want, k)
+			want = want[:0]
+			if mine != nil {
+				if done, err := f.ownCopy(mine, a, size); done {
+					return err
 				}
+				for k := range mine {
+					if mine[k] == nil && !asked[k] && len(asked)+len(want) < metaPipeline {
+						want = append(want, k)
+					}
+				}
+			} else {
+				want = f.claim(metaPipeline - len(asked))
 			}
-		} else {
-			want = f.claim(metaPipeline - len(asked))
-		}
-		if len(want) == 0 && len(asked) == 0 {
-			if f.isOwn() {
-				continue // switched to own copies: the next message asks
+			if len(want) > 0 || len(asked) > 0 {
+				break
 			}
-			// Everything is asked of others: wait for them.
 			select {
 			case <-f.done:
 				return nil
+			case <-f.ctx.Done():
+				return f.ctx.Err()
 			case <-time.After(time.Second):
-			}
-			want = f.claim(metaPipeline)
-			if len(want) == 0 {
-				continue
 			}
 		}
 		out = out[:0]
@@ -410,6 +441,18 @@ func (f *metaFetch) claim(n int) []int {
 		}
 	}
 	return out
+}
+
+// release makes pieces of the shared copy asked of a peer that will not
+// send them free for others to ask at once.
+func (f *metaFetch) release(pieces map[int]bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for k := range pieces {
+		if !f.own && k < len(f.askedAt) {
+			f.askedAt[k] = time.Time{}
+		}
+	}
 }
 
 // store keeps a piece of the shared copy; once the copy is whole it is

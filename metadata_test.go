@@ -1,11 +1,16 @@
 package aiotorrent
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -124,7 +129,13 @@ func TestMagnetLiars(t *testing.T) {
 	refuser := fakeMetaPeer(t, mi, size, func(int) []byte { return nil })
 	seeder := startSeeder(t, mi, src)
 
-	c := stateClient(t, t.TempDir())
+	logs := &syncBuffer{}
+	c := seedClient(t, Config{StateDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log:\n%s", logs)
+		}
+	})
 	tor, err := c.Open(t.Context(), "magnet:?xt=urn:btih:"+mi.InfoHash.String())
 	if err != nil {
 		t.Fatal(err)
@@ -133,6 +144,13 @@ func TestMagnetLiars(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	if err := tor.WaitMetadata(ctx); err != nil {
+		buf := make([]byte, 1<<20)
+		n := runtime.Stack(buf, true)
+		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+			if strings.Contains(g, "metaFetch") {
+				t.Log(g)
+			}
+		}
 		t.Fatal(err)
 	}
 	if string(tor.MetaInfo().InfoBytes) != string(mi.InfoBytes) {
@@ -143,4 +161,22 @@ func TestMagnetLiars(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameTree(t, mi, dir, src)
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes, for logs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
