@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -68,6 +69,14 @@ func (s LTStatus) Complete() bool { return s.TotalWanted > 0 && s.TotalDone >= s
 // [RequireEnv] is set.
 func Libtorrent(t testing.TB, torrentPath, saveDir string, seed bool) *LT {
 	t.Helper()
+	return startLibtorrent(t, torrentPath, saveDir, seed, nil, "")
+}
+
+// startLibtorrent runs the libtorrent script as Libtorrent says; with
+// wrap, python runs wrap (a command line before the script's, which runs
+// the script itself) and shown describes it in logs.
+func startLibtorrent(t testing.TB, torrentPath, saveDir string, seed bool, wrap []string, shown string) *LT {
+	t.Helper()
 	python := RequireLibtorrent(t)
 	script := libtorrentScript(t)
 	torrentPath, err := filepath.Abs(torrentPath)
@@ -79,14 +88,17 @@ func Libtorrent(t testing.TB, torrentPath, saveDir string, seed bool) *LT {
 		t.Fatal(err)
 	}
 	name := "libtorrent leecher"
-	args := []string{script, "--torrent", torrentPath, "--save-path", saveDir}
+	args := append(append(slices.Clone(wrap), script), "--torrent", torrentPath, "--save-path", saveDir)
 	if seed {
 		name = "libtorrent seeder"
 		args = append(args, "--seed")
 	}
+	if shown != "" {
+		shown = fmt.Sprintf("%s %s (%s) %s", python, script, shown, strings.Join(args[len(wrap)+1:], " "))
+	}
 	l := &LT{name: name, output: &outputTail{}, changed: make(chan struct{})}
 	l.proc = startProcess(t, name, processCommand{
-		path: python, args: args, dir: t.TempDir(),
+		path: python, args: args, dir: t.TempDir(), shown: shown,
 		stdin: true, stdout: &lineWriter{fn: l.line}, output: l.output,
 		// Unbuffered, so a crash loses no output.
 		env: []string{"PYTHONUNBUFFERED=1"},

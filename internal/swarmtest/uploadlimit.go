@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -68,33 +67,8 @@ runpy.run_path(script, run_name="__main__")
 // peers together, loopback ones included. It returns once the peer seeds.
 func LibtorrentSeedLimited(t testing.TB, torrentPath, saveDir string, bytesPerSec int64) *LT {
 	t.Helper()
-	python := RequireLibtorrent(t)
-	script := libtorrentScript(t)
-	torrentPath, err := filepath.Abs(torrentPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	saveDir, err = filepath.Abs(saveDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const name = "libtorrent seeder"
-	args := []string{"-c", libtorrentLimitWrapper, strconv.FormatInt(bytesPerSec, 10),
-		script, "--torrent", torrentPath, "--save-path", saveDir, "--seed"}
-	l := &LT{name: name, output: &outputTail{}, changed: make(chan struct{})}
-	l.proc = startProcess(t, name, processCommand{
-		path: python, args: args, dir: t.TempDir(),
-		shown: fmt.Sprintf("%s %s (limited to %d B/s) --torrent %s --save-path %s --seed",
-			python, script, bytesPerSec, torrentPath, saveDir),
-		stdin: true, stdout: &lineWriter{fn: l.line}, output: l.output,
-		env: []string{"PYTHONUNBUFFERED=1"},
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), clientStartTimeout)
-	defer cancel()
-	if err := l.WaitFor(ctx, func(s LTStatus) bool { return s.Port > 0 && s.State == "seeding" && s.Complete() }); err != nil {
-		t.Fatalf("%v", err)
-	}
-	return l
+	wrap := []string{"-c", libtorrentLimitWrapper, strconv.FormatInt(bytesPerSec, 10)}
+	return startLibtorrent(t, torrentPath, saveDir, true, wrap, fmt.Sprintf("limited to %d B/s", bytesPerSec))
 }
 
 // SetUploadLimit makes qBittorrent upload at most bytesPerSec bytes per
