@@ -1,6 +1,7 @@
 package aiotorrent
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha1"
 	"errors"
@@ -713,18 +714,21 @@ func (e *engine) doStop() error {
 // addPeers learns peer addresses (from trackers or the user).
 func (e *engine) addPeers(addrs []netip.AddrPort) {
 	addrs = slices.Clone(addrs)
-	e.call(func() {
-		for _, a := range addrs {
-			a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
-			if !a.IsValid() || a.Port() == 0 {
-				continue
-			}
-			if _, ok := e.known[a]; !ok && len(e.known) < 4096 {
-				e.known[a] = &candidate{}
-			}
+	e.call(func() { e.learn(addrs) })
+}
+
+// learn adds peer addresses to those known, and dials (on the loop).
+func (e *engine) learn(addrs []netip.AddrPort) {
+	for _, a := range addrs {
+		a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+		if !a.IsValid() || a.Port() == 0 {
+			continue
 		}
-		e.connectMore(time.Now())
-	})
+		if _, ok := e.known[a]; !ok && len(e.known) < 4096 {
+			e.known[a] = &candidate{}
+		}
+	}
+	e.connectMore(time.Now())
 }
 
 // connectMore dials known peers while the torrent needs pieces and has
@@ -822,10 +826,18 @@ func (e *engine) onConn(conn net.Conn, a netip.AddrPort, id [20]byte, res peer.R
 		return
 	}
 	for p := range e.peers {
-		if p.id == id {
+		if p.id != id {
+			continue
+		}
+		// Both sides dialled at once (each learnt of the other, say by
+		// PEX): both keep the connection the side with the lower peer
+		// id opened, so exactly one survives instead of none.
+		if p.outgoing == outgoing || !keepNewDuplicate(e.c.cfg.PeerID, id, outgoing) {
 			reject("already connected")
 			return
 		}
+		e.dropPeer(p, errors.New("replaced by the connection the other side keeps"))
+		break
 	}
 	if e.c.isBannedPeer(a, id) {
 		reject("banned")
@@ -845,6 +857,17 @@ func (e *engine) onConn(conn net.Conn, a netip.AddrPort, id [20]byte, res peer.R
 	go p.readLoop()
 	go p.writeLoop()
 	e.log.Debug("peer connected", "addr", a, "outgoing", outgoing)
+}
+
+// keepNewDuplicate decides between two connections with the same peer,
+// one each way: the new one (outgoing or not) is kept when the side that
+// opened it has the lower peer id. Both sides reach the same answer.
+func keepNewDuplicate(ours, theirs [20]byte, newOutgoing bool) bool {
+	opener, other := theirs, ours
+	if newOutgoing {
+		opener, other = ours, theirs
+	}
+	return bytes.Compare(opener[:], other[:]) < 0
 }
 
 // dropPeer closes a peer and gives its requests back.
@@ -1435,6 +1458,9 @@ func (e *engine) onMessage(p *peerConn, m *peer.Message) {
 		if m.ExtendedID == utMetadataID {
 			p.onMetadata(m.Payload)
 		}
+		if m.ExtendedID == utPexID {
+			e.onPEX(p, m.Payload)
+		}
 		if m.ExtendedID == 0 {
 			p.onExtendedHandshake(m.Payload)
 		}
@@ -1508,6 +1534,9 @@ func (e *engine) tick(now time.Time, dt float64) {
 			}
 			p.reqs = p.reqs[:0]
 			e.fillAll()
+		}
+		if p.utPex != 0 && e.pexOn() && !p.pexAt.IsZero() && !now.Before(p.pexAt) {
+			e.sendPEX(p, now)
 		}
 		if p.amInterested && (e.picker.Missing() > 0 || e.streaming) && !e.interesting(p) {
 			e.setInterested(p, false)

@@ -84,7 +84,12 @@ type peerConn struct {
 	roundRecv      int64
 	suggested      bool // suggest messages were sent
 	utMetadata     int  // its extended message id for ut_metadata, 0 if none
-	metaServed     int  // metadata pieces sent it: a bound against a peer asking forever
+	utPex          int  // its extended message id for ut_pex, 0 if none
+	listenPort     uint16
+	pexAt          time.Time               // when to send it our next PEX message
+	pexSent        map[netip.AddrPort]bool // the peers it heard of from us
+	pexRecvAt      time.Time               // its last PEX message taken
+	metaServed     int                     // metadata pieces sent it: a bound against a peer asking forever
 }
 
 func newPeerConn(e *engine, conn net.Conn, a netip.AddrPort, id [20]byte, res peer.Reserved, outgoing bool) *peerConn {
@@ -236,6 +241,9 @@ func (p *peerConn) sendInitial() {
 		if port := e.c.port(); port != 0 {
 			hs.P = int(port)
 		}
+		if e.pexOn() {
+			hs.M[peer.ExtPEX] = utPexID // BEP 11
+		}
 		if size := len(e.t.meta().InfoBytes); size > 0 && size <= peer.MaxMetadataSize {
 			hs.M[peer.ExtMetadata] = utMetadataID // BEP 9: we serve the metadata
 			hs.MetadataSize = int64(size)
@@ -263,6 +271,10 @@ func (p *peerConn) onExtendedHandshake(payload []byte) {
 	}
 	p.client = sanitizeClient(hs.V)
 	p.utMetadata = hs.M[peer.ExtMetadata]
+	p.listenPort = uint16(hs.P)
+	if p.utPex = hs.M[peer.ExtPEX]; p.utPex != 0 && p.pexAt.IsZero() {
+		p.pexAt = time.Now().Add(pexFirst)
+	}
 	if hs.Reqq > 0 {
 		p.reqq = min(hs.Reqq, maxRequests)
 		p.maxReqs = min(p.maxReqs, p.reqq)
