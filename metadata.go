@@ -118,6 +118,8 @@ func (f *metaFetch) stop() {
 }
 
 func (f *metaFetch) run() {
+	var wg sync.WaitGroup // the announcer and the peers' goroutines
+	defer wg.Wait()
 	defer f.cancel()
 	t := f.t
 	m := t.magnet
@@ -133,7 +135,11 @@ func (f *metaFetch) run() {
 			ClientOptions: f.c.cfg.TrackerOptions,
 			Logger:        f.c.cfg.Logger,
 		})
-		go an.Run(f.ctx)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			an.Run(f.ctx) // ends, telling the trackers, once the fetch does
+		}()
 	}
 	var pe []netip.AddrPort
 	for _, hp := range m.Peers {
@@ -144,8 +150,6 @@ func (f *metaFetch) run() {
 	f.addPeers(pe)
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	for {
 		t.mu.Lock()
 		extra := slices.Clone(t.extraPeers)

@@ -22,7 +22,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -314,15 +313,6 @@ func replace(dir, p string, data []byte) error {
 		return err
 	}
 	return syncDir(dir)
-}
-
-// Remove deletes the record of the torrent with info hash h, if any.
-func Remove(dir string, h metainfo.Hash) error {
-	err := os.Remove(Path(dir, h))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	return err
 }
 
 func writeSynced(name string, data []byte) error {

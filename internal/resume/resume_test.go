@@ -702,43 +702,6 @@ func TestLoadCorrupt(t *testing.T) {
 	}
 }
 
-func TestRemove(t *testing.T) {
-	dir := t.TempDir()
-	h := hashOf(3)
-	if err := Remove(dir, h); err != nil {
-		t.Errorf("Remove of a missing record: %v", err)
-	}
-	if err := Remove(filepath.Join(dir, "no such folder"), h); err != nil {
-		t.Errorf("Remove in a missing folder: %v", err)
-	}
-	s := &State{InfoHash: h, Dir: "/dl", Pieces: pieces(3, 1)}
-	keep := &State{InfoHash: hashOf(4), Dir: "/dl", Pieces: pieces(3, 2)}
-	for _, s := range []*State{s, keep} {
-		if err := Save(dir, s); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := Remove(dir, h); err != nil {
-		t.Fatalf("Remove: %v", err)
-	}
-	if _, err := Load(dir, h); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("Load after Remove: %v", err)
-	}
-	if _, err := Load(dir, keep.InfoHash); err != nil {
-		t.Errorf("Remove took another torrent's record: %v", err)
-	}
-	if err := Remove(dir, h); err != nil {
-		t.Errorf("second Remove: %v", err)
-	}
-	// A record that cannot be removed is an error.
-	if err := os.MkdirAll(filepath.Join(Path(dir, h), "inside"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := Remove(dir, h); err == nil {
-		t.Error("Remove of a non-empty folder in the record's place: no error")
-	}
-}
-
 // planInfo is a torrent of 109 bytes in pieces of 16, whose files do not
 // line up with pieces:
 //
