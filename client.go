@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aiotorrent/aiotorrent/dht"
 	"github.com/aiotorrent/aiotorrent/metainfo"
 	"github.com/aiotorrent/aiotorrent/peer"
 	"github.com/aiotorrent/aiotorrent/storage"
@@ -65,6 +66,21 @@ type Config struct {
 	// NoTrackers disables announcing to trackers (peers then come only from
 	// Torrent.AddPeers and incoming connections).
 	NoTrackers bool
+	// NoDHT turns the DHT (BEP 5) off. By default the client runs a DHT
+	// node: torrents that are not private find peers on it and announce
+	// themselves there, which is how a magnet link without trackers finds
+	// its swarm.
+	NoDHT bool
+	// DHTAddr is the UDP address of the DHT node. Empty means the address
+	// peers connect to over TCP (ListenAddr) with the same port number,
+	// or a free port if that one is taken.
+	DHTAddr string
+	// DHTBootstrap lists the "host:port" nodes to join the DHT through
+	// when the routing table kept in the state folder has none. Nil means
+	// the public routers (dht.DefaultBootstrap); an empty, non-nil list
+	// means none (the node then learns nodes only from peers' PORT
+	// messages and from Client.DHT().AddNode).
+	DHTBootstrap []string
 	// TrackerOptions configure the tracker clients.
 	TrackerOptions tracker.Options
 	// DialTimeout bounds connecting to a peer and its handshake (default
@@ -136,6 +152,13 @@ type Client struct {
 	conns  connSlots // open peer connections: the global limit
 	// stateDir is where resume records are kept, "" for none.
 	stateDir string
+	// The DHT node (nil with Config.NoDHT), its socket, the unlock of the
+	// state folder's DHT lock (nil if another client holds it) and the
+	// slots of pings of peers' DHT ports.
+	dht       *dht.Server
+	dhtConn   net.PacketConn
+	dhtUnlock func()
+	dhtPings  chan struct{}
 	// wrapStore, set by tests, wraps the storage of each torrent on disk.
 	wrapStore func(*storage.File) storage.Storage
 
@@ -181,6 +204,14 @@ func NewClient(cfg Config) (*Client, error) {
 		c.ln = ln
 		c.wg.Add(1)
 		go c.accept()
+	}
+	if err := c.startDHT(); err != nil {
+		c.cancel()
+		if c.ln != nil {
+			c.ln.Close()
+		}
+		c.wg.Wait()
+		return nil, err
 	}
 	return c, nil
 }

@@ -312,6 +312,13 @@ func startEngine(checkCtx context.Context, c *Client, t *Torrent, dir string, me
 			e.announcer.Run(e.ctx)
 		}()
 	}
+	if e.dhtOn() {
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			c.dhtLookups(e.ctx, e.hash, true, e.addPeers)
+		}()
+	}
 	context.AfterFunc(e.ctx, e.work.close)
 	for range runtime.GOMAXPROCS(0) {
 		e.wg.Add(1)
@@ -763,12 +770,11 @@ func (e *engine) connectMore(now time.Time) {
 
 func isOwnAddr(a netip.AddrPort) bool { return a.Addr().IsLoopback() || a.Addr().IsUnspecified() }
 
-func (e *engine) handshake() *peer.Handshake {
-	h := &peer.Handshake{InfoHash: e.hash, PeerID: e.c.cfg.PeerID}
-	h.Reserved.SetExtended()
-	h.Reserved.SetFast()
-	return h
-}
+func (e *engine) handshake() *peer.Handshake { return e.c.handshake(e.hash, e.info.Private) }
+
+// dhtOn reports whether the torrent uses the client's DHT node: never for
+// a private torrent (BEP 27).
+func (e *engine) dhtOn() bool { return e.c.dht != nil && !e.info.Private }
 
 // dial connects to a peer and does the handshake.
 func (e *engine) dial(a netip.AddrPort) {
@@ -798,7 +804,7 @@ func (e *engine) dial(a netip.AddrPort) {
 }
 
 func (e *engine) dialHandshake(a netip.AddrPort) (net.Conn, [20]byte, peer.Reserved, error) {
-	return dialPeer(e.ctx, e.c, e.hash, a)
+	return dialPeer(e.ctx, e.c, e.handshake(), a)
 }
 
 // addConn hands a connection whose handshake is done to the loop; it
@@ -1453,6 +1459,10 @@ func (e *engine) onMessage(p *peerConn, m *peer.Message) {
 					e.fillRequests(q)
 				}
 			}
+		}
+	case peer.Port:
+		if e.dhtOn() {
+			e.c.dhtPing(netip.AddrPortFrom(p.addr.Addr(), m.Port))
 		}
 	case peer.Extended:
 		if m.ExtendedID == utMetadataID {

@@ -33,7 +33,7 @@ func ExampleTorrent_Download() {
 	}
 
 	// The seeder serves the folder the file is in.
-	seeder, err := aiotorrent.NewClient(aiotorrent.Config{ListenAddr: "127.0.0.1:0", NoTrackers: true})
+	seeder, err := aiotorrent.NewClient(aiotorrent.Config{ListenAddr: "127.0.0.1:0", NoTrackers: true, NoDHT: true})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func ExampleTorrent_Download() {
 	}
 
 	// The leecher downloads the torrent's only file.
-	leecher, err := aiotorrent.NewClient(aiotorrent.Config{ListenAddr: "127.0.0.1:0", NoTrackers: true})
+	leecher, err := aiotorrent.NewClient(aiotorrent.Config{ListenAddr: "127.0.0.1:0", NoTrackers: true, NoDHT: true})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -31,7 +31,7 @@ func ExampleTorrent_Seed() {
 		log.Fatal(err)
 	}
 
-	seeder, err := aiotorrent.NewClient(aiotorrent.Config{ListenAddr: "127.0.0.1:0", NoTrackers: true, UploadLimit: 1 << 20})
+	seeder, err := aiotorrent.NewClient(aiotorrent.Config{ListenAddr: "127.0.0.1:0", NoTrackers: true, NoDHT: true, UploadLimit: 1 << 20})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func ExampleTorrent_Seed() {
 		time.Sleep(10 * time.Millisecond)
 	}
 
-	leecher, err := aiotorrent.NewClient(aiotorrent.Config{ListenAddr: "127.0.0.1:0", NoTrackers: true})
+	leecher, err := aiotorrent.NewClient(aiotorrent.Config{ListenAddr: "127.0.0.1:0", NoTrackers: true, NoDHT: true})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -29,12 +29,12 @@ func exampleSwarm() (*aiotorrent.Torrent, []byte, func()) {
 	if err != nil {
 		log.Fatal(err)
 	}
-	seeder, _ := aiotorrent.NewClient(aiotorrent.Config{ListenAddr: "127.0.0.1:0", NoTrackers: true})
+	seeder, _ := aiotorrent.NewClient(aiotorrent.Config{ListenAddr: "127.0.0.1:0", NoTrackers: true, NoDHT: true})
 	st, _ := seeder.Add(mi)
 	if err := st.Start(aiotorrent.WithDir(work)); err != nil {
 		log.Fatal(err)
 	}
-	leecher, _ := aiotorrent.NewClient(aiotorrent.Config{ListenAddr: "127.0.0.1:0", NoTrackers: true})
+	leecher, _ := aiotorrent.NewClient(aiotorrent.Config{ListenAddr: "127.0.0.1:0", NoTrackers: true, NoDHT: true})
 	t, _ := leecher.Add(mi)
 	t.AddPeers(seeder.Addr().(*net.TCPAddr).AddrPort())
 	return t, content, func() { leecher.Close(); seeder.Close(); os.RemoveAll(work) }

@@ -141,6 +141,15 @@ func (f *metaFetch) run() {
 			an.Run(f.ctx) // ends, telling the trackers, once the fetch does
 		}()
 	}
+	if f.c.dht != nil {
+		// The torrent may turn out private: BEP 27 is about the peers of
+		// the download, and only the metadata can say.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f.c.dhtLookups(f.ctx, t.infoHash, false, f.addPeers)
+		}()
+	}
 	var pe []netip.AddrPort
 	for _, hp := range m.Peers {
 		if ap, err := netip.ParseAddrPort(hp); err == nil {
@@ -260,6 +269,7 @@ func (f *metaFetch) finish(mi *metainfo.MetaInfo, err error) {
 	if mi != nil {
 		f.t.mi.CompareAndSwap(nil, mi)
 		f.c.cfg.Logger.Info("metadata received", "torrent", f.t.Name(), "bytes", len(mi.InfoBytes))
+		f.c.keepMetadata(mi) // the link opens with its files next time
 	}
 	f.err = err
 	close(f.done)
@@ -269,7 +279,7 @@ func (f *metaFetch) finish(mi *metainfo.MetaInfo, err error) {
 // talk fetches metadata from one peer: its pieces of the shared copy, or
 // a whole copy of its own.
 func (f *metaFetch) talk(a netip.AddrPort) error {
-	conn, _, res, err := dialPeer(f.ctx, f.c, f.t.infoHash, a)
+	conn, _, res, err := dialPeer(f.ctx, f.c, f.c.handshake(f.t.infoHash, false), a)
 	if err != nil {
 		if conn != nil {
 			conn.Close()
@@ -513,7 +523,8 @@ func (f *metaFetch) ownCopy(mine [][]byte, from netip.AddrPort, size int64) (boo
 
 // dialPeer connects to the peer at a and exchanges handshakes for the
 // torrent with info hash hash.
-func dialPeer(ctx context.Context, c *Client, hash metainfo.Hash, a netip.AddrPort) (net.Conn, [20]byte, peer.Reserved, error) {
+func dialPeer(ctx context.Context, c *Client, h *peer.Handshake, a netip.AddrPort) (net.Conn, [20]byte, peer.Reserved, error) {
+	hash := h.InfoHash
 	var id [20]byte
 	var res peer.Reserved
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
@@ -527,9 +538,6 @@ func dialPeer(ctx context.Context, c *Client, hash metainfo.Hash, a netip.AddrPo
 	conn.SetDeadline(deadline)
 	stopAbort := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
 	defer stopAbort()
-	h := &peer.Handshake{InfoHash: hash, PeerID: c.cfg.PeerID}
-	h.Reserved.SetExtended()
-	h.Reserved.SetFast()
 	if err := peer.WriteHandshake(conn, h); err != nil {
 		return conn, id, res, err
 	}

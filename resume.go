@@ -276,6 +276,25 @@ func (e *engine) keepMetadata() (string, error) {
 	return p, nil
 }
 
+// keepMetadata writes metainfo fetched for a magnet link to the client's
+// state folder, unless one is there already, so that the link opens with
+// its files next time (the engine writes it too, as it saves a record).
+func (c *Client) keepMetadata(mi *metainfo.MetaInfo) {
+	if c.stateDir == "" {
+		return
+	}
+	if _, err := os.Stat(resume.MetadataPath(c.stateDir, mi.InfoHash)); err == nil {
+		return
+	}
+	data, err := mi.Marshal()
+	if err == nil {
+		_, err = resume.SaveMetadata(c.stateDir, mi.InfoHash, data)
+	}
+	if err != nil {
+		c.cfg.Logger.Warn("metadata not kept", "torrent", mi.Info.Name, "err", err)
+	}
+}
+
 // cachedMetadata returns the metainfo kept for the torrent with info hash
 // h in the client's state folder, or nil.
 func (c *Client) cachedMetadata(h metainfo.Hash) *metainfo.MetaInfo {

@@ -39,6 +39,7 @@ var (
 	ErrTimeout  = errors.New("dht: query timed out")
 	ErrNoNodes  = errors.New("dht: no nodes to query")
 	ErrAnnounce = errors.New("dht: no node accepted the announce")
+	ErrFiltered = errors.New("dht: address refused by Config.Filter")
 )
 
 // Config configures a Server. The zero value listens on an ephemeral UDP
@@ -60,6 +61,11 @@ type Config struct {
 	Nodes []Node
 	// Logger receives debug logs; nil discards them.
 	Logger *slog.Logger
+	// Filter, if set, says which addresses the server may exchange
+	// datagrams with: nothing is sent to an address it refuses (the query
+	// fails with ErrFiltered) and nothing received from one is read. An
+	// IP block list goes here, or a test's loopback-only rule.
+	Filter func(netip.AddrPort) bool
 
 	// QueryTimeout bounds each query (0: 2s).
 	QueryTimeout time.Duration
@@ -286,7 +292,7 @@ func (s *Server) readLoop() {
 			continue
 		}
 		from := canon(ua.AddrPort())
-		if !from.IsValid() || from.Port() == 0 {
+		if !from.IsValid() || from.Port() == 0 || (s.cfg.Filter != nil && !s.cfg.Filter(from)) {
 			continue
 		}
 		s.handle(buf[:n], from)
@@ -433,6 +439,9 @@ func (s *Server) query(ctx context.Context, n Node, method string, args Args) (M
 
 	args.ID = s.id
 	c := &call{addr: canon(n.Addr), ch: make(chan Msg, 1)}
+	if s.cfg.Filter != nil && !s.cfg.Filter(c.addr) {
+		return Msg{}, fmt.Errorf("dht: %s %s: %w", method, c.addr, ErrFiltered)
+	}
 	var tid string
 	s.mu.Lock()
 	for {

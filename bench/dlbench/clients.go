@@ -34,7 +34,7 @@ func sampleAnon(pid int) *harness.PeakSampler { return harness.SamplePeak(pid, "
 func (b *bench) oursLeech(ctx context.Context, out string, r int) (*measure, error) {
 	// Resume records as a user has them, in the work folder rather than
 	// the user's own state folder.
-	argv := []string{b.swarm.Bin, "download", "-o", out, "--listen", "127.0.0.1:0", "--progress-every", "1s",
+	argv := []string{b.swarm.Bin, "download", "-o", out, "--listen", "127.0.0.1:0", "--no-dht", "--progress-every", "1s",
 		"--state-dir", filepath.Join(b.swarm.Work, "state"), b.swarm.Torrent}
 	if b.perf != "" {
 		data := filepath.Join(b.cfg.perfDir, fmt.Sprintf("ours-%d.data", r+1))

@@ -266,7 +266,7 @@ func (b *bench) downloadRun(ctx context.Context, r int, res *runResult) error {
 	defer os.RemoveAll(out)
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
-	argv := append([]string{b.swarm.Bin, "download", "-o", out, "--listen", "127.0.0.1:0", "--no-trackers", "--json", "--progress-every", "1s",
+	argv := append([]string{b.swarm.Bin, "download", "-o", out, "--listen", "127.0.0.1:0", "--no-trackers", "--no-dht", "--json", "--progress-every", "1s",
 		"--state-dir", filepath.Join(b.work, "state")}, b.peers...)
 	var fetched atomic.Int64 // downloaded_bytes of its last JSON line
 	p, err := harness.StartProc("aiotorrent download", out+".log", b.work, nil, func(line string) {

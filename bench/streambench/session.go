@@ -86,7 +86,7 @@ func (b *bench) startStream(ctx context.Context, name, traceFile string) (*sessi
 	home := filepath.Join(s.sandbox, "home")
 	env := []string{"HOME=" + home, "TMPDIR=" + filepath.Join(s.sandbox, "tmp"),
 		"XDG_CACHE_HOME=" + home, "XDG_CONFIG_HOME=" + home, "XDG_DATA_HOME=" + home, "XDG_STATE_HOME=" + home}
-	argv := []string{b.swarm.Bin, "stream", "--addr", "127.0.0.1:0", "--listen", "127.0.0.1:0",
+	argv := []string{b.swarm.Bin, "stream", "--addr", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--no-dht",
 		"--cache", strconv.FormatInt(b.cfg.cache, 10), "--no-trackers", "--json"}
 	argv = append(append(argv, b.peers...), b.swarm.Torrent)
 	if traceFile != "" {

@@ -123,7 +123,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		formatDuration(time.Since(begin)))
 
 	// 3. A seeder, in its own client, announcing to the tracker.
-	seeder, err := aiotorrent.NewClient(aiotorrent.Config{ListenAddr: "127.0.0.1:0", StateDir: "-"})
+	seeder, err := aiotorrent.NewClient(aiotorrent.Config{ListenAddr: "127.0.0.1:0", StateDir: "-", NoDHT: true})
 	if err != nil {
 		return err
 	}
@@ -145,7 +145,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 
 	// 4. The download, in another client that finds the seeder only
 	// through the tracker.
-	leecher, err := aiotorrent.NewClient(aiotorrent.Config{ListenAddr: "127.0.0.1:0", StateDir: "-"})
+	leecher, err := aiotorrent.NewClient(aiotorrent.Config{ListenAddr: "127.0.0.1:0", StateDir: "-", NoDHT: true})
 	if err != nil {
 		return err
 	}

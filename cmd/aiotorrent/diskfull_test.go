@@ -80,7 +80,7 @@ func TestDownloadDiskFullResumes(t *testing.T) {
 			// A seeder in this process, slowed down so that a run that
 			// fails has little on the wire; its upload counts the bytes
 			// both runs fetched.
-			seeder, err := aiotorrent.NewClient(aiotorrent.Config{ListenAddr: "127.0.0.1:0", NoTrackers: true, StateDir: "-", UploadLimit: 32 << 20})
+			seeder, err := aiotorrent.NewClient(aiotorrent.Config{ListenAddr: "127.0.0.1:0", NoTrackers: true, NoDHT: true, StateDir: "-", UploadLimit: 32 << 20})
 			if err != nil {
 				t.Fatal(err)
 			}

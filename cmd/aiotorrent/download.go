@@ -41,6 +41,8 @@ type netOpts struct {
 	peers      listFlag
 	listen     string
 	noTrackers bool
+	noDHT      bool
+	dhtNodes   string
 	limits     limitOpts
 	stateDir   string
 	// saveTorrent is where to write a magnet link's metainfo once it
@@ -65,6 +67,39 @@ func (n *netOpts) register(fs *flag.FlagSet, withPeers bool) {
 	}
 	fs.StringVar(&n.listen, "listen", "", "accept peers on `ADDR` (default :6881, or any free port)")
 	fs.BoolVar(&n.noTrackers, "no-trackers", false, noTrackers)
+	registerDHT(fs, &n.noDHT, &n.dhtNodes)
+}
+
+// registerDHT adds --no-dht and --dht-bootstrap to fs.
+func registerDHT(fs *flag.FlagSet, noDHT *bool, nodes *string) {
+	fs.BoolVar(noDHT, "no-dht", false, "do not use the DHT (BEP 5) to find peers")
+	fs.StringVar(nodes, "dht-bootstrap", os.Getenv(dhtBootstrapEnv),
+		"join the DHT through `NODES` (host:port, comma-separated; none for none) when no nodes are kept from an earlier run (default: the public routers, or $"+dhtBootstrapEnv+")")
+}
+
+// dhtBootstrapEnv names the variable that sets --dht-bootstrap's default.
+const dhtBootstrapEnv = "AIOTORRENT_DHT_BOOTSTRAP"
+
+// dhtBootstrap is the Config.DHTBootstrap that --dht-bootstrap asks for:
+// nil for the default routers, empty for "none".
+func (n *netOpts) dhtBootstrap() []string { return parseBootstrap(n.dhtNodes) }
+
+// parseBootstrap reads a --dht-bootstrap value.
+func parseBootstrap(v string) []string {
+	v = strings.TrimSpace(v)
+	switch v {
+	case "":
+		return nil
+	case "none":
+		return []string{}
+	}
+	var out []string
+	for _, hp := range strings.Split(v, ",") {
+		if hp = strings.TrimSpace(hp); hp != "" {
+			out = append(out, hp)
+		}
+	}
+	return out
 }
 
 // config is the command's Client configuration.
@@ -75,6 +110,7 @@ func (n *netOpts) config(e *env) aiotorrent.Config {
 		UploadLimit: int64(l.upload), DownloadLimit: int64(l.download), UploadSlots: l.slots,
 		MaxConns: l.maxConns, MaxConnsPerTorrent: l.maxConnsPerTorrent,
 		StateDir: n.stateDir,
+		NoDHT:    n.noDHT, DHTBootstrap: n.dhtBootstrap(),
 	}
 }
 

@@ -14,19 +14,27 @@ import (
 
 var infoCmd = &command{
 	name:    "info",
-	summary: "show what a .torrent file or magnet link holds",
-	usage:   "[--json] TORRENT|MAGNET",
+	summary: "show what a .torrent file or magnet link holds (fetching a magnet link's metadata from peers)",
+	usage:   "[--json] [--no-fetch] [--timeout D] TORRENT|MAGNET",
 	run:     runInfo,
 }
 
 type infoOpts struct {
-	json bool
+	json    bool
+	noFetch bool
+	timeout time.Duration
+	net     netOpts
 }
 
 func infoFlags() (*flag.FlagSet, *infoOpts) {
 	o := &infoOpts{}
 	fs := flag.NewFlagSet("info", flag.ContinueOnError)
 	fs.BoolVar(&o.json, "json", false, "print the information as one JSON object")
+	fs.BoolVar(&o.noFetch, "no-fetch", false, "for a magnet link, show what the link holds instead of fetching the metadata from peers")
+	fs.DurationVar(&o.timeout, "timeout", 2*time.Minute, "give up fetching a magnet link's metadata after `D`")
+	fs.StringVar(&o.net.saveTorrent, "save-torrent", "", "write the torrent's metainfo to `FILE` (for a magnet link, once it has arrived from peers)")
+	o.net.register(fs, true)
+	registerStateDir(fs, &o.net.stateDir)
 	return fs, o
 }
 
@@ -66,9 +74,31 @@ func runInfo(ctx context.Context, e *env, args []string) error {
 	if len(pos) != 1 {
 		return usagef("want one TORRENT file or MAGNET link, got %d arguments", len(pos))
 	}
+	if o.timeout <= 0 {
+		return usagef("--timeout must be positive")
+	}
 	t, err := aiotorrent.Open(ctx, pos[0])
 	if err != nil {
 		return err
+	}
+	if !t.HasMetadata() && !o.noFetch {
+		// A magnet link: its files come from peers (or from the state
+		// folder, if this machine has seen the torrent).
+		fctx, cancel := context.WithTimeout(ctx, o.timeout)
+		defer cancel()
+		client, ft, _, err := o.net.open(fctx, e, pos[0], nil)
+		if err != nil {
+			if fctx.Err() != nil && ctx.Err() == nil {
+				return fmt.Errorf("no peer sent the metadata of %s within %s (--no-fetch shows what the link holds)", sanitize(t.Name()), o.timeout)
+			}
+			return err
+		}
+		defer client.Close()
+		t = ft
+	} else if o.net.saveTorrent != "" {
+		if err := o.net.waitMetadata(ctx, e, t); err != nil {
+			return err
+		}
 	}
 	out := describe(t)
 	if o.json {

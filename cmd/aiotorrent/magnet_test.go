@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -46,5 +47,43 @@ func TestDownloadMagnet(t *testing.T) {
 	r = runCLI(t, "download", "-o", out, "--listen", "127.0.0.1:0", "--no-trackers", "--state-dir", state, magnet)
 	if r.status != 0 || strings.Contains(r.stderr, "fetching the metadata") {
 		t.Errorf("second run: status %d, stderr %q; want the kept metadata and no fetch", r.status, r.stderr)
+	}
+}
+
+// TestInfoMagnetFetches: info fetches a magnet link's metadata from peers
+// and lists its files; with no peer it gives up after --timeout.
+func TestInfoMagnetFetches(t *testing.T) {
+	torrentPath, _, addr := seedContent(t)
+	mi, err := metainfo.LoadFile(torrentPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	magnet := "magnet:?xt=urn:btih:" + mi.InfoHash.String() + "&dn=content"
+	state := t.TempDir()
+	r := runCLI(t, "info", "--listen", "127.0.0.1:0", "--no-trackers", "--peer", addr, "--state-dir", state, magnet)
+	if r.status != 0 {
+		t.Fatalf("status %d\nstderr:\n%s", r.status, r.stderr)
+	}
+	for _, w := range []string{"Files (4):", "sub/deep/c.md", "Pieces:"} {
+		if !strings.Contains(r.stdout, w) {
+			t.Errorf("stdout lacks %q:\n%s", w, r.stdout)
+		}
+	}
+	if !strings.Contains(r.stderr, "fetching the metadata of content") {
+		t.Errorf("stderr lacks the fetch:\n%s", r.stderr)
+	}
+	// Kept in the state folder: --json at once, with no peer.
+	r = runCLI(t, "info", "--json", "--listen", "127.0.0.1:0", "--no-trackers", "--state-dir", state, "--timeout", "5s", magnet)
+	var got infoJSON
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || r.status != 0 {
+		t.Fatalf("status %d, %v:\n%s\n%s", r.status, err, r.stdout, r.stderr)
+	}
+	if !got.HasMetadata || len(got.Files) != 4 || got.TotalSize != mi.Info.Length {
+		t.Errorf("info --json of the kept metadata: %+v", got)
+	}
+	// No peer, nothing kept.
+	r = runCLI(t, "info", "--listen", "127.0.0.1:0", "--no-trackers", "--state-dir", t.TempDir(), "--timeout", "1s", magnet)
+	if r.status != 1 || !strings.Contains(r.stderr, "no peer sent the metadata of content within 1s") {
+		t.Errorf("no peer: status %d, stderr %q", r.status, r.stderr)
 	}
 }

@@ -201,6 +201,12 @@ func (c *command) flags() *flag.FlagSet {
 	case trackerCmd:
 		fs, _ := trackerFlags()
 		return fs
+	case streamCmd:
+		fs, _ := streamFlags()
+		return fs
+	case verifyCmd:
+		fs, _ := verifyFlags()
+		return fs
 	}
 	return nil
 }

@@ -109,6 +109,17 @@ func TestHelp(t *testing.T) {
 	if r := runCLI(t, "help", "create"); !strings.Contains(r.stdout, "-piece-size") {
 		t.Errorf("help create does not list --piece-size:\n%s", r.stdout)
 	}
+	// Every command's help lists its options.
+	for _, c := range commands {
+		if c.flags() == nil {
+			t.Errorf("help %s lists no options", c.name)
+		}
+	}
+	for _, name := range []string{"download", "stream", "seed", "info", "peers"} {
+		if r := runCLI(t, "help", name); !strings.Contains(r.stdout, "-no-dht") {
+			t.Errorf("help %s does not list --no-dht:\n%s", name, r.stdout)
+		}
+	}
 }
 
 func TestBadInput(t *testing.T) {
@@ -281,7 +292,7 @@ func TestCreateToStdout(t *testing.T) {
 
 func TestInfoMagnet(t *testing.T) {
 	link := "magnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a&dn=Some+Video&tr=udp%3A%2F%2F127.0.0.1%3A6969"
-	r := runCLI(t, "info", link)
+	r := runCLI(t, "info", "--no-fetch", link)
 	if r.status != 0 {
 		t.Fatalf("status %d: %s", r.status, r.stderr)
 	}
@@ -290,7 +301,7 @@ func TestInfoMagnet(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, r.stdout)
 		}
 	}
-	r = runCLI(t, "info", "--json", link)
+	r = runCLI(t, "info", "--json", "--no-fetch", link)
 	var got infoJSON
 	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
 		t.Fatal(err)

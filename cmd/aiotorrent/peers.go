@@ -17,8 +17,8 @@ import (
 
 var peersCmd = &command{
 	name:    "peers",
-	summary: "ask every tracker of a torrent for peers and say what each answered",
-	usage:   "[--tracker URL]... [--json] [--timeout D] [--port N] TORRENT|MAGNET",
+	summary: "ask every tracker of a torrent, and the DHT, for peers and say what each answered",
+	usage:   "[--tracker URL]... [--no-dht] [--json] [--timeout D] [--port N] TORRENT|MAGNET",
 	run:     runPeers,
 }
 
@@ -28,6 +28,9 @@ type peersOpts struct {
 	timeout  time.Duration
 	port     uint
 	all      bool
+	noDHT    bool
+	dhtNodes string
+	stateDir string
 }
 
 func peersFlags() (*flag.FlagSet, *peersOpts) {
@@ -38,7 +41,41 @@ func peersFlags() (*flag.FlagSet, *peersOpts) {
 	fs.DurationVar(&o.timeout, "timeout", 15*time.Second, "give up on a tracker after `D`")
 	fs.UintVar(&o.port, "port", 6881, "the peer `PORT` to announce (the tracker lists us there until we say stopped)")
 	fs.BoolVar(&o.all, "all", false, "list every peer, not only the first 20 per tracker")
+	registerDHT(fs, &o.noDHT, &o.dhtNodes)
+	fs.StringVar(&o.stateDir, "state-dir", "", "use the DHT nodes kept in `DIR` by earlier runs (default as for download; - for none)")
 	return fs, o
+}
+
+// dhtAnswer is what a DHT lookup found, for the output.
+type dhtAnswer struct {
+	Peers []string `json:"peers"`
+	Nodes int      `json:"nodes"` // in the routing table after the lookup
+	Error string   `json:"error,omitempty"`
+}
+
+// askDHT looks the info hash up on the DHT, through a client that does not
+// listen for peers (so it announces nothing) and uses the DHT nodes kept
+// in the state folder.
+func askDHT(ctx context.Context, e *env, o *peersOpts, hash metainfo.Hash) *dhtAnswer {
+	a := &dhtAnswer{Peers: []string{}}
+	c, err := aiotorrent.NewClient(aiotorrent.Config{ListenAddr: "-", NoTrackers: true, StateDir: o.stateDir,
+		DHTBootstrap: parseBootstrap(o.dhtNodes), Logger: e.logger()})
+	if err != nil {
+		a.Error = err.Error()
+		return a
+	}
+	defer c.Close()
+	lctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	peers, err := c.DHT().GetPeers(lctx, hash)
+	if err != nil {
+		a.Error = err.Error()
+	}
+	for _, p := range peers {
+		a.Peers = append(a.Peers, p.String())
+	}
+	a.Nodes = c.DHT().NumNodes()
+	return a
 }
 
 // trackerAnswer is what one tracker said, for the output.
@@ -85,8 +122,9 @@ func runPeers(ctx context.Context, e *env, args []string) error {
 			tiers = append(tiers, []string{u})
 		}
 	}
-	if len(tiers) == 0 {
-		return errors.New("the torrent names no tracker (give one with --tracker)")
+	useDHT := !o.noDHT && !t.Private()
+	if len(tiers) == 0 && !useDHT {
+		return errors.New("the torrent names no tracker (give one with --tracker, or leave the DHT on)")
 	}
 
 	req := tracker.AnnounceRequest{
@@ -108,6 +146,10 @@ func runPeers(ctx context.Context, e *env, args []string) error {
 			wg.Go(func() { askTracker(ctx, a, req, o.timeout) })
 		}
 	}
+	var dhtRes *dhtAnswer
+	if useDHT {
+		wg.Go(func() { dhtRes = askDHT(ctx, e, o, t.InfoHash()) })
+	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
 		return errors.New("interrupted")
@@ -117,10 +159,27 @@ func runPeers(ctx context.Context, e *env, args []string) error {
 		return writeJSON(e, struct {
 			InfoHash string           `json:"info_hash"`
 			Trackers []*trackerAnswer `json:"trackers"`
-		}{t.InfoHash().String(), answers})
+			DHT      *dhtAnswer       `json:"dht,omitempty"`
+		}{t.InfoHash().String(), answers, dhtRes})
 	}
 	fmt.Fprintf(e.stdout, "%s (%s)\n", sanitize(t.Name()), t.InfoHash())
 	ok := 0
+	if dhtRes != nil {
+		fmt.Fprintf(e.stdout, "\nDHT\n")
+		if dhtRes.Error != "" && len(dhtRes.Peers) == 0 {
+			fmt.Fprintf(e.stdout, "  error: %s\n", sanitize(dhtRes.Error))
+		} else {
+			ok++
+			fmt.Fprintf(e.stdout, "  %d peers (%d nodes known)\n", len(dhtRes.Peers), dhtRes.Nodes)
+			for i, p := range dhtRes.Peers {
+				if i == 20 && !o.all {
+					fmt.Fprintf(e.stdout, "  ... and %d more (--all lists them)\n", len(dhtRes.Peers)-20)
+					break
+				}
+				fmt.Fprintf(e.stdout, "  %s\n", p)
+			}
+		}
+	}
 	for _, a := range answers {
 		fmt.Fprintf(e.stdout, "\ntier %d  %s\n", a.Tier, sanitize(a.URL))
 		if a.Error != "" {
@@ -142,6 +201,9 @@ func runPeers(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	if ok == 0 {
+		if dhtRes != nil {
+			return fmt.Errorf("neither the DHT nor any tracker answered (%d tried)", len(answers))
+		}
 		return fmt.Errorf("no tracker answered (%d tried)", len(answers))
 	}
 	return nil

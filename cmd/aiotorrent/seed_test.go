@@ -635,7 +635,7 @@ func TestDownloadSeed(t *testing.T) {
 // without trackers, closed when the test ends.
 func loopbackTorrent(t *testing.T, mi *metainfo.MetaInfo) (*aiotorrent.Client, *aiotorrent.Torrent) {
 	t.Helper()
-	c, err := aiotorrent.NewClient(aiotorrent.Config{ListenAddr: "127.0.0.1:0", NoTrackers: true})
+	c, err := aiotorrent.NewClient(aiotorrent.Config{ListenAddr: "127.0.0.1:0", NoTrackers: true, NoDHT: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,10 +9,14 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
+	"github.com/aiotorrent/aiotorrent/dht"
 	"github.com/aiotorrent/aiotorrent/metainfo"
 	"github.com/aiotorrent/aiotorrent/tracker"
 	"github.com/aiotorrent/aiotorrent/tracker/server"
@@ -75,7 +79,7 @@ func TestPeersAgainstOurTracker(t *testing.T) {
 		}
 	}
 
-	r := runCLI(t, "peers", "--json", "--port", "7100", path)
+	r := runCLI(t, "peers", "--no-dht", "--json", "--port", "7100", path)
 	if r.status != 0 {
 		t.Fatalf("peers: status %d: %s", r.status, r.stderr)
 	}
@@ -100,7 +104,7 @@ func TestPeersAgainstOurTracker(t *testing.T) {
 		}
 	}
 	// We said stopped: a second query still sees only the two seeders.
-	r = runCLI(t, "peers", "--tracker", httpURL, "--port", "7101", path)
+	r = runCLI(t, "peers", "--no-dht", "--tracker", httpURL, "--port", "7101", path)
 	if r.status != 0 || !strings.Contains(r.stdout, "2 peers, seeders 2, leechers 0") {
 		t.Errorf("second query: status %d\n%s%s", r.status, r.stdout, r.stderr)
 	}
@@ -115,7 +119,7 @@ func TestPeersNoTrackerAnswers(t *testing.T) {
 	deadHTTP := "http://" + ln.Addr().String() + "/announce"
 	ln.Close()
 	path, _ := writeTorrent(t, deadUDP, deadHTTP)
-	r := runCLI(t, "peers", "--timeout", "2s", path)
+	r := runCLI(t, "peers", "--no-dht", "--timeout", "2s", path)
 	if r.status != 1 || !strings.Contains(r.stderr, "no tracker answered (2 tried)") {
 		t.Errorf("status %d, stderr %q", r.status, r.stderr)
 	}
@@ -125,11 +129,66 @@ func TestPeersNoTrackerAnswers(t *testing.T) {
 	checkClean(t, r)
 
 	noTrackers, _ := writeTorrent(t)
-	if r := runCLI(t, "peers", noTrackers); r.status != 1 || !strings.Contains(r.stderr, "names no tracker") {
+	if r := runCLI(t, "peers", "--no-dht", noTrackers); r.status != 1 || !strings.Contains(r.stderr, "names no tracker") {
 		t.Errorf("torrent without trackers: status %d, %q", r.status, r.stderr)
 	}
 	if r := runCLI(t, "peers", "--tracker", "ftp://x/announce", noTrackers); r.status != 2 {
 		t.Errorf("bad --tracker: status %d, %q", r.status, r.stderr)
+	}
+}
+
+// TestPeersFromDHT: peers looks the torrent up on the DHT too (here a few
+// nodes on loopback, holding two announced peers); a DHT that cannot be
+// reached, with no tracker, is an error.
+func TestPeersFromDHT(t *testing.T) {
+	var nodes []*dht.Server
+	for i := range 4 {
+		cfg := dht.Config{Addr: "127.0.0.1:0", RateLimit: rate.Inf}
+		if i > 0 {
+			cfg.Bootstrap = []string{nodes[0].Addr().String()}
+		}
+		s, err := dht.NewServer(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		nodes = append(nodes, s)
+	}
+	path, hash := writeTorrent(t) // no trackers
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, s := range nodes[1:] {
+		if err := s.Bootstrap(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, s := range nodes[1:3] {
+		if _, err := s.Announce(ctx, hash, uint16(7200+i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := runCLI(t, "peers", "--json", "--state-dir", "-", "--dht-bootstrap", nodes[3].Addr().String(), path)
+	if r.status != 0 {
+		t.Fatalf("status %d: %s", r.status, r.stderr)
+	}
+	var out struct {
+		DHT *dhtAnswer `json:"dht"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || out.DHT == nil {
+		t.Fatalf("%v\n%s", err, r.stdout)
+	}
+	slices.Sort(out.DHT.Peers)
+	if !slices.Equal(out.DHT.Peers, []string{"127.0.0.1:7200", "127.0.0.1:7201"}) || out.DHT.Nodes < 3 {
+		t.Errorf("DHT answer %+v", out.DHT)
+	}
+	r = runCLI(t, "peers", "--state-dir", "-", "--dht-bootstrap", nodes[3].Addr().String(), path)
+	if r.status != 0 || !strings.Contains(r.stdout, "DHT\n  2 peers") {
+		t.Errorf("status %d:\n%s%s", r.status, r.stdout, r.stderr)
+	}
+	// No node to ask, no tracker.
+	r = runCLI(t, "peers", "--state-dir", "-", "--dht-bootstrap", "none", path)
+	if r.status != 1 || !strings.Contains(r.stderr, "neither the DHT nor any tracker answered") {
+		t.Errorf("no DHT node: status %d:\n%s%s", r.status, r.stdout, r.stderr)
 	}
 }
 

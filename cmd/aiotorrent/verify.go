@@ -46,7 +46,7 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	}
 	// A client only for its resume records: pieces they vouch for that
 	// are found damaged are withdrawn, so download fetches them again.
-	client, err := aiotorrent.NewClient(aiotorrent.Config{ListenAddr: "-", NoTrackers: true, StateDir: o.stateDir, Logger: e.logger()})
+	client, err := aiotorrent.NewClient(aiotorrent.Config{ListenAddr: "-", NoTrackers: true, NoDHT: true, StateDir: o.stateDir, Logger: e.logger()})
 	if err != nil {
 		return err
 	}

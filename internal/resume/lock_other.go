@@ -9,3 +9,8 @@ import "github.com/aiotorrent/aiotorrent/metainfo"
 func Lock(dir string, h metainfo.Hash) (unlock func(), err error) {
 	return func() {}, nil
 }
+
+// LockFile does nothing on systems without flock.
+func LockFile(dir, name string) (unlock func(), err error) {
+	return func() {}, nil
+}

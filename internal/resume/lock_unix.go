@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"syscall"
 
 	"github.com/aiotorrent/aiotorrent/metainfo"
@@ -18,10 +19,17 @@ import (
 // fails with ErrLocked. The lock is an flock on <hash>.lock, which the
 // system drops when the process dies.
 func Lock(dir string, h metainfo.Hash) (unlock func(), err error) {
+	return LockFile(dir, filepath.Base(LockPath(dir, h)))
+}
+
+// LockFile takes the lock file name of folder dir (created if need be)
+// for the caller alone, as Lock does for a record: for other state kept
+// there, such as the DHT's routing table.
+func LockFile(dir, name string) (unlock func(), err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("resume: %w", err)
 	}
-	p := LockPath(dir, h)
+	p := filepath.Join(dir, name)
 	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("resume: %w", err)

@@ -298,6 +298,19 @@ func LoadMetadata(dir string, h metainfo.Hash) (*metainfo.MetaInfo, error) {
 	return mi, nil
 }
 
+// SaveFile writes data as the file name of folder dir (created if need
+// be), atomically, as Save writes a record: for other state kept beside
+// the records, such as the DHT's routing table.
+func SaveFile(dir, name string, data []byte) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	if err := replace(dir, filepath.Join(dir, name), data); err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	return nil
+}
+
 // replace writes data to the file p in folder dir through a synced
 // temporary file renamed over it, then syncs the folder.
 func replace(dir, p string, data []byte) error {

@@ -9,9 +9,10 @@ import (
 
 // RunIsolated runs the tests of m with XDG_STATE_HOME set to a new
 // temporary folder, removed afterwards, so that the resume records of
-// every client the tests start (and of the commands they run) stay out
-// of the user's own state folder. It returns m.Run's exit code, for
-// TestMain to pass to os.Exit.
+// every client the tests start (and of the commands they run) stay out of
+// the user's own state folder; and with AIOTORRENT_DHT_BOOTSTRAP set to
+// "none", so that the commands they run never join the public DHT. It
+// returns m.Run's exit code, for TestMain to pass to os.Exit.
 func RunIsolated(m *testing.M) int {
 	dir, err := os.MkdirTemp("", "aiotorrent-state-")
 	if err != nil {
@@ -20,5 +21,7 @@ func RunIsolated(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	os.Setenv("XDG_STATE_HOME", dir)
+	// The commands the tests run join the DHT through no public router.
+	os.Setenv("AIOTORRENT_DHT_BOOTSTRAP", "none")
 	return m.Run()
 }

@@ -269,7 +269,7 @@ func (sw *Swarm) oursSeeder(ctx context.Context, dir string) (*Seeder, error) {
 	}
 	var uploaded atomic.Int64 // uploaded_bytes of its latest line
 	started := make(chan event, 1)
-	argv := []string{sw.Bin, "seed", "-d", sw.SeedDir, "--listen", "127.0.0.1:0", "--json", "--state-dir", filepath.Join(sw.Work, "state")}
+	argv := []string{sw.Bin, "seed", "-d", sw.SeedDir, "--listen", "127.0.0.1:0", "--no-dht", "--json", "--state-dir", filepath.Join(sw.Work, "state")}
 	if sw.CountUploads {
 		argv = append(argv, "--status-every", "250ms")
 	}
