@@ -432,11 +432,18 @@ func (c *Client) handleIncoming(conn net.Conn) bool {
 	if t == nil {
 		return false
 	}
+	// A running torrent takes the peer; a magnet link's torrent without
+	// its metadata yet asks it for the metadata, and keeps the connection
+	// for the download.
 	e := t.running()
-	if e == nil {
+	var fetch *metaFetch
+	h := c.handshake(hash, false)
+	if e != nil {
+		h = e.handshake()
+	} else if fetch = t.metaFetching(); fetch == nil {
 		return false
 	}
-	if err := peer.WriteHandshake(conn, e.handshake()); err != nil {
+	if err := peer.WriteHandshake(conn, h); err != nil {
 		return false
 	}
 	id, err := peer.ReadPeerID(conn)
@@ -444,7 +451,14 @@ func (c *Client) handleIncoming(conn net.Conn) bool {
 		return false
 	}
 	conn.SetDeadline(time.Time{})
-	return e.addConn(conn, addr, id, res, false)
+	if e != nil {
+		return e.addConn(conn, addr, id, res, false)
+	}
+	if fetch.accept(conn, addr, id, res) {
+		c.releaseConn() // the fetch's connections take no slot until the download adopts them
+		return true
+	}
+	return false
 }
 
 func addrPortOf(a net.Addr) netip.AddrPort {

@@ -445,6 +445,7 @@ func (t *Torrent) Close() error {
 	if fetch != nil {
 		fetch.stop()
 	}
+	t.closeParked()
 	err := t.stopEngine()
 	if c != nil {
 		c.remove(t)

@@ -329,6 +329,9 @@ func startEngine(checkCtx context.Context, c *Client, t *Torrent, dir string, me
 	}
 	e.loopWG.Add(1)
 	go e.run()
+	for _, pc := range t.takeParked() {
+		e.adopt(pc) // before peers are learnt, so that none is dialled again
+	}
 	e.call(e.saveState) // what the check found
 	if t.magnet != nil {
 		for _, hp := range t.magnet.Peers {
@@ -810,10 +813,25 @@ func (e *engine) dialHandshake(a netip.AddrPort) (net.Conn, [20]byte, peer.Reser
 // addConn hands a connection whose handshake is done to the loop; it
 // reports whether the torrent took it (and with it the connection slot).
 func (e *engine) addConn(conn net.Conn, a netip.AddrPort, id [20]byte, res peer.Reserved, outgoing bool) bool {
-	return e.call(func() { e.onConn(conn, a, id, res, outgoing) })
+	return e.call(func() { e.onConn(conn, a, id, res, outgoing, nil) })
 }
 
-func (e *engine) onConn(conn net.Conn, a netip.AddrPort, id [20]byte, res peer.Reserved, outgoing bool) {
+// adopt takes a connection the metadata fetch kept (Torrent.park), with
+// what the peer said on it, as if it had just connected.
+func (e *engine) adopt(pc *parkedConn) {
+	if !e.c.acquireConn() {
+		pc.conn.Close()
+		return
+	}
+	if !e.call(func() { e.onConn(pc.conn, pc.addr, pc.id, pc.res, pc.outgoing, pc) }) {
+		pc.conn.Close()
+		e.c.releaseConn()
+	}
+}
+
+// onConn takes a connected peer; pre is what it said to the metadata fetch
+// on this connection, if it was that's.
+func (e *engine) onConn(conn net.Conn, a netip.AddrPort, id [20]byte, res peer.Reserved, outgoing bool, pre *parkedConn) {
 	reject := func(why string) {
 		e.log.Debug("peer refused", "addr", a, "why", why)
 		conn.Close()
@@ -850,6 +868,9 @@ func (e *engine) onConn(conn net.Conn, a netip.AddrPort, id [20]byte, res peer.R
 		return
 	}
 	if outgoing {
+		if pre != nil && e.known[a] == nil && len(e.known) < 4096 {
+			e.known[a] = &candidate{}
+		}
 		if cand := e.known[a]; cand != nil {
 			cand.state = candConnected
 			cand.fails = 0
@@ -857,8 +878,19 @@ func (e *engine) onConn(conn net.Conn, a netip.AddrPort, id [20]byte, res peer.R
 	}
 	p := newPeerConn(e, conn, a, id, res, outgoing)
 	e.peers[p] = struct{}{}
+	if pre != nil {
+		p.rd, p.adopted = pre.br, true
+	}
 	p.sendInitial()
 	e.sendAllowedFast(p)
+	if pre != nil {
+		for i := range pre.msgs {
+			e.onMessage(p, &pre.msgs[i])
+			if p.closed {
+				return
+			}
+		}
+	}
 	e.wg.Add(2)
 	go p.readLoop()
 	go p.writeLoop()

@@ -1,6 +1,7 @@
 package aiotorrent
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -79,6 +80,22 @@ func (t *Torrent) fetchMetadata(c *Client) (*metaFetch, error) {
 	return t.fetch, nil
 }
 
+// metaFetching returns the torrent's metadata fetch while it runs, or nil.
+func (t *Torrent) metaFetching() *metaFetch {
+	t.mu.Lock()
+	f := t.fetch
+	t.mu.Unlock()
+	if f == nil {
+		return nil
+	}
+	select {
+	case <-f.done:
+		return nil
+	default:
+		return f
+	}
+}
+
 // metaFetch fetches a magnet link's info dictionary from peers. The
 // pieces are shared out among the peers; if the whole does not hash to
 // the info hash, someone lied, and from then on each peer fetches a whole
@@ -102,6 +119,8 @@ type metaFetch struct {
 	liars    map[netip.AddrPort]bool
 	active   int
 	wake     chan struct{}
+	ending   bool           // run is waiting for the peers' goroutines: start no more
+	wg       sync.WaitGroup // the announcer, the DHT lookups and the peers' goroutines
 }
 
 func newMetaFetch(t *Torrent, c *Client) *metaFetch {
@@ -118,8 +137,13 @@ func (f *metaFetch) stop() {
 }
 
 func (f *metaFetch) run() {
-	var wg sync.WaitGroup // the announcer and the peers' goroutines
-	defer wg.Wait()
+	wg := &f.wg
+	defer func() {
+		f.mu.Lock()
+		f.ending = true
+		f.mu.Unlock()
+		wg.Wait()
+	}()
 	defer f.cancel()
 	t := f.t
 	m := t.magnet
@@ -276,19 +300,78 @@ func (f *metaFetch) finish(mi *metainfo.MetaInfo, err error) {
 	f.cancel()
 }
 
-// talk fetches metadata from one peer: its pieces of the shared copy, or
-// a whole copy of its own.
+// talk connects to a peer and fetches metadata from it.
 func (f *metaFetch) talk(a netip.AddrPort) error {
-	conn, _, res, err := dialPeer(f.ctx, f.c, f.c.handshake(f.t.infoHash, false), a)
+	conn, id, res, err := dialPeer(f.ctx, f.c, f.c.handshake(f.t.infoHash, false), a)
 	if err != nil {
 		if conn != nil {
 			conn.Close()
 		}
 		return err
 	}
-	defer conn.Close()
-	stop := context.AfterFunc(f.ctx, func() { conn.SetDeadline(time.Now()) })
+	return f.talkConn(conn, a, id, res, true)
+}
+
+// accept takes a peer that connected to us while the fetch runs (its
+// handshake done), and reports whether it did: the connection is then the
+// fetch's to close, or to keep for the download.
+func (f *metaFetch) accept(conn net.Conn, a netip.AddrPort, id [20]byte, res peer.Reserved) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	select {
+	case <-f.done:
+		return false
+	default:
+	}
+	if f.ending || f.active >= 2*metaPeers || f.liars[a] {
+		return false
+	}
+	f.active++
+	f.tried[a] = true
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		err := f.talkConn(conn, a, id, res, false)
+		f.c.cfg.Logger.Debug("metadata peer done", "torrent", f.t.Name(), "addr", a, "incoming", true, "err", err)
+		f.mu.Lock()
+		f.active--
+		f.mu.Unlock()
+		f.poke()
+	}()
+	return true
+}
+
+// talkConn fetches metadata from one connected peer: its pieces of the
+// shared copy, or a whole copy of its own. When the metadata is complete
+// and the connection is between two messages, it is parked for the
+// download (Torrent.park) with what the peer said that the download needs;
+// otherwise it is closed.
+func (f *metaFetch) talkConn(conn net.Conn, a netip.AddrPort, id [20]byte, res peer.Reserved, outgoing bool) error {
+	var kept *parkedConn
+	defer func() {
+		if kept == nil {
+			conn.Close()
+		}
+	}()
+	fired := make(chan struct{})
+	stop := context.AfterFunc(f.ctx, func() {
+		conn.SetDeadline(time.Now())
+		close(fired)
+	})
 	defer stop()
+	br := bufio.NewReaderSize(conn, 64<<10)
+	said := &parkedConn{conn: conn, br: br, addr: a, id: id, res: res, outgoing: outgoing}
+	// keep parks the connection, now between two messages.
+	keep := func() error {
+		if !stop() {
+			<-fired // the deadline was set: clear it after
+		}
+		conn.SetDeadline(time.Time{})
+		if f.t.park(said) {
+			kept = said
+		}
+		return nil
+	}
 	if !res.Extended() {
 		return errors.New("no extension protocol: cannot send metadata")
 	}
@@ -303,7 +386,7 @@ func (f *metaFetch) talk(a netip.AddrPort) error {
 	if _, err := conn.Write(out); err != nil {
 		return err
 	}
-	r := peer.NewReader(conn, peer.Limits{})
+	r := peer.NewReader(br, peer.Limits{})
 	var m peer.Message
 	var theirs int // their id for ut_metadata
 	var size int64
@@ -319,8 +402,9 @@ func (f *metaFetch) talk(a netip.AddrPort) error {
 		if err := r.ReadMessage(&m); err != nil {
 			return err
 		}
+		said.record(&m)
 		if m.Type != peer.Extended {
-			continue // bitfields, haves, chokes: nothing to do with metadata
+			continue // bitfields, haves, chokes: for the download
 		}
 		switch m.ExtendedID {
 		case peer.ExtHandshakeID:
@@ -360,7 +444,7 @@ func (f *metaFetch) talk(a netip.AddrPort) error {
 			if mine != nil {
 				mine[mm.Piece] = data
 			} else if f.store(mm.Piece, data, a) {
-				return nil
+				return keep()
 			}
 		default:
 			continue // an extension we did not offer
@@ -382,6 +466,9 @@ func (f *metaFetch) talk(a netip.AddrPort) error {
 			want = want[:0]
 			if mine != nil {
 				if done, err := f.ownCopy(mine, a, size); done {
+					if err == nil {
+						return keep()
+					}
 					return err
 				}
 				for k := range mine {
@@ -397,6 +484,9 @@ func (f *metaFetch) talk(a netip.AddrPort) error {
 			}
 			select {
 			case <-f.done:
+				if f.err == nil {
+					return keep()
+				}
 				return nil
 			case <-f.ctx.Done():
 				return f.ctx.Err()
@@ -553,4 +643,107 @@ func dialPeer(ctx context.Context, c *Client, h *peer.Handshake, a netip.AddrPor
 	}
 	conn.SetDeadline(time.Time{})
 	return conn, theirs.PeerID, theirs.Reserved, nil
+}
+
+// A connection of the metadata fetch is kept for the download, so that
+// it need not dial the peer again (aria2c, for one, accepts a connection
+// about once a second).
+const (
+	// parkTimeout is how long a parked connection waits for the download
+	// to start before it is closed.
+	parkTimeout = 30 * time.Second
+	// maxParked bounds the connections parked per torrent.
+	maxParked = 2 * metaPeers
+	// maxSaid bounds what is kept of what a peer said while parked:
+	// messages, and their payload bytes (a bitfield of 1 M pieces is 128 KiB).
+	maxSaidMsgs  = 4096
+	maxSaidBytes = 256 << 10
+)
+
+// parkedConn is a connection the metadata fetch used, with what the peer
+// said that the download needs: its extension handshake, what it has,
+// whether it chokes us, its allowed fast pieces. What we said was our
+// handshake, an extension handshake offering ut_metadata, and have_none
+// with the Fast extension.
+type parkedConn struct {
+	conn     net.Conn
+	br       *bufio.Reader // holds what was read past the last message
+	addr     netip.AddrPort
+	id       [20]byte
+	res      peer.Reserved
+	outgoing bool
+	msgs     []peer.Message // in order, payloads copied
+	bytes    int
+	overflow bool // it said more than kept: the download dials afresh
+	timer    *time.Timer
+}
+
+// record keeps a message the download needs.
+func (pc *parkedConn) record(m *peer.Message) {
+	switch m.Type {
+	case peer.Piece, peer.Request, peer.Cancel, peer.KeepAlive, peer.Port:
+		return // no request was made; the DHT node was not told yet
+	case peer.Extended:
+		if m.ExtendedID != peer.ExtHandshakeID {
+			return
+		}
+	}
+	if len(pc.msgs) >= maxSaidMsgs || pc.bytes+len(m.Payload) > maxSaidBytes {
+		pc.overflow = true
+		return
+	}
+	c := *m
+	c.Payload = slices.Clone(m.Payload)
+	pc.msgs = append(pc.msgs, c)
+	pc.bytes += len(m.Payload)
+}
+
+// park keeps a connection of the metadata fetch for the download, for
+// parkTimeout at most, and reports whether it did.
+func (t *Torrent) park(pc *parkedConn) bool {
+	if pc.overflow {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed || len(t.parked) >= maxParked {
+		return false
+	}
+	t.parked = append(t.parked, pc)
+	pc.timer = time.AfterFunc(parkTimeout, func() {
+		t.mu.Lock()
+		i := slices.Index(t.parked, pc)
+		if i >= 0 {
+			t.parked = slices.Delete(t.parked, i, i+1)
+		}
+		t.mu.Unlock()
+		if i >= 0 {
+			pc.conn.Close()
+		}
+	})
+	return true
+}
+
+// takeParked returns the parked connections, which are the caller's from
+// then on.
+func (t *Torrent) takeParked() []*parkedConn {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []*parkedConn
+	for _, pc := range t.parked {
+		if pc.timer.Stop() {
+			out = append(out, pc)
+		} else {
+			pc.conn.Close() // its timer is waiting for mu, and will find it gone
+		}
+	}
+	t.parked = nil
+	return out
+}
+
+// closeParked closes the parked connections (the torrent closes).
+func (t *Torrent) closeParked() {
+	for _, pc := range t.takeParked() {
+		pc.conn.Close()
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -179,4 +181,89 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// countingProxy forwards connections to target and counts them.
+func countingProxy(t *testing.T, target netip.AddrPort) (netip.AddrPort, *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			n.Add(1)
+			out, err := net.Dial("tcp", target.String())
+			if err != nil {
+				in.Close()
+				continue
+			}
+			wg.Go(func() { io.Copy(out, in); out.Close() })
+			wg.Go(func() { io.Copy(in, out); in.Close() })
+		}
+	})
+	return ln.Addr().(*net.TCPAddr).AddrPort(), &n
+}
+
+// TestMagnetKeepsConnection: the connection the metadata came on carries
+// the download too: the seeder is connected to once.
+func TestMagnetKeepsConnection(t *testing.T) {
+	mi, src := makeTorrent(t, "keep", 16<<10, testFile{"a", 1 << 20})
+	seeder := startSeeder(t, mi, src)
+	proxy, conns := countingProxy(t, clientAddr(seeder))
+	c := stateClient(t, t.TempDir())
+	tor, err := c.Open(t.Context(), "magnet:?xt=urn:btih:"+mi.InfoHash.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tor.AddPeers(proxy)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	if err := tor.DownloadAll(ctx, WithDir(dir)); err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, mi, dir, src)
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("%d connections to the seeder for the metadata and the download, want 1", n)
+	}
+}
+
+// TestMagnetIncomingBeforeMetadata: a magnet link's torrent that knows no
+// peer takes the metadata from a peer that connects to it, and downloads
+// on that connection.
+func TestMagnetIncomingBeforeMetadata(t *testing.T) {
+	mi, src := makeTorrent(t, "incoming", 16<<10, testFile{"a", 1 << 20})
+	seeder := startSeeder(t, mi, src)
+	c := stateClient(t, t.TempDir())
+	tor, err := c.Open(t.Context(), "magnet:?xt=urn:btih:"+mi.InfoHash.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	dir := t.TempDir()
+	go func() { done <- tor.DownloadAll(ctx, WithDir(dir)) }()
+	for tor.metaFetching() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	ts := seeder.Torrents()[0]
+	ts.AddPeers(clientAddr(c)) // the seeder connects to the leecher
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, mi, dir, src)
+	for _, p := range tor.Stats().PeerList {
+		if p.Addr == clientAddr(seeder) {
+			t.Fatal("the leecher dialled the seeder, which it was never told of")
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"slices"
@@ -28,6 +29,8 @@ type upload struct{ index, begin, length uint32 }
 type peerConn struct {
 	e        *engine
 	conn     net.Conn
+	rd       io.Reader // what readLoop reads: conn, or a reader holding data read past a message
+	adopted  bool      // taken from the metadata fetch, which said have_none already
 	addr     netip.AddrPort
 	id       [20]byte
 	res      peer.Reserved
@@ -224,6 +227,16 @@ func (p *peerConn) sendInitial() {
 	e := p.e
 	have := e.picker.HaveBitfield()
 	switch {
+	case p.adopted:
+		// The metadata fetch said have_none (or nothing) on this
+		// connection: what we have since goes in have messages.
+		for i := range have.Len() {
+			if have.Has(i) {
+				p.send(func(out []byte) []byte {
+					return peer.AppendMessage(out, &peer.Message{Type: peer.Have, Index: uint32(i)})
+				})
+			}
+		}
 	case p.res.Fast() && have.Full():
 		p.send(func(out []byte) []byte { return peer.AppendMessage(out, &peer.Message{Type: peer.HaveAll}) })
 	case p.res.Fast() && have.Count() == 0:
@@ -324,7 +337,11 @@ func sanitizeClient(s string) string {
 func (p *peerConn) readLoop() {
 	e := p.e
 	defer e.wg.Done()
-	r := peer.NewReader(p.conn, e.limits)
+	var src io.Reader = p.conn
+	if p.rd != nil {
+		src = p.rd
+	}
+	r := peer.NewReader(src, e.limits)
 	var cur *block
 	r.Block = func(int) []byte {
 		cur = getBlock()

@@ -332,8 +332,8 @@ func TestRefusedDialLeavesCandidateConnecting(t *testing.T) {
 	var state candState
 	e.callWait(func() {
 		e.known[a] = &candidate{state: candConnecting} // as connectMore leaves it for dial
-		e.onConn(in, netip.MustParseAddrPort("127.0.0.1:50000"), id, peer.Reserved{}, false)
-		e.onConn(out, a, id, peer.Reserved{}, true) // dial's addConn: refused, already connected
+		e.onConn(in, netip.MustParseAddrPort("127.0.0.1:50000"), id, peer.Reserved{}, false, nil)
+		e.onConn(out, a, id, peer.Reserved{}, true, nil) // dial's addConn: refused, already connected
 		state = e.known[a].state
 	})
 	if state != candIdle {

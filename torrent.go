@@ -47,6 +47,7 @@ type Torrent struct {
 	prio        []Priority       // guarded by mu; per file, nil: all Normal
 	prioSet     bool             // guarded by mu; SetFilePriority was called
 	fetch       *metaFetch       // guarded by mu; the metadata fetch of a magnet link
+	parked      []*parkedConn    // guarded by mu; the fetch's connections, kept for the download
 }
 
 // File is one file of a torrent, as offered to the user. BEP 47 padding
