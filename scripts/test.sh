@@ -13,7 +13,7 @@ while read -r pkg; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
 done < scripts/deps.txt
 
-# Node.js runs the npm tracker; many machines already have a newer one than
+# Node.js runs the npm tracker and DHT node; many machines already have a newer one than
 # Debian's, so the Debian packages are only a fallback.
 if ! command -v npm >/dev/null; then
   missing+=(nodejs npm)
@@ -38,7 +38,7 @@ if ((${#missing[@]})) && command -v apt-get >/dev/null; then
   fi
 fi
 
-# The npm tracker some interop tests run (internal/swarmtest/node): install
+# The npm tracker and DHT node (bittorrent-dht) some interop tests run (internal/swarmtest/node): install
 # it from package-lock.json when missing or older than the lock file.
 # --ignore-scripts: the package's client needs a WebRTC add-on that cannot
 # build offline; the tests use only its server.
@@ -48,7 +48,7 @@ if [[ ! -d "$node_dir/node_modules" || "$node_dir/package-lock.json" -nt "$node_
     echo "installing $node_dir/node_modules (npm ci)"
     (cd "$node_dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
   else
-    echo "npm not found: tests needing bittorrent-tracker ($node_dir) will skip"
+    echo "npm not found: tests needing bittorrent-tracker and bittorrent-dht ($node_dir) will skip"
   fi
 fi
 
