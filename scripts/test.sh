@@ -13,8 +13,8 @@ while read -r pkg; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
 done < scripts/deps.txt
 
-# Node.js runs the npm tracker and DHT node; many machines already have a newer one than
-# Debian's, so the Debian packages are only a fallback.
+# Node.js runs the npm tracker and DHT node; many machines already have a
+# newer one than Debian's, so the Debian packages are only a fallback.
 if ! command -v npm >/dev/null; then
   missing+=(nodejs npm)
 fi
@@ -38,8 +38,9 @@ if ((${#missing[@]})) && command -v apt-get >/dev/null; then
   fi
 fi
 
-# The npm tracker and DHT node (bittorrent-dht) some interop tests run (internal/swarmtest/node): install
-# it from package-lock.json when missing or older than the lock file.
+# The npm tracker and DHT node (bittorrent-dht) some interop tests run
+# (internal/swarmtest/node): install them from package-lock.json when
+# missing or older than the lock file.
 # --ignore-scripts: the package's client needs a WebRTC add-on that cannot
 # build offline; the tests use only its server.
 node_dir=internal/swarmtest/node
