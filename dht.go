@@ -243,10 +243,13 @@ func (c *Client) dhtLookups(ctx context.Context, hash metainfo.Hash, announce bo
 		lctx, cancel := context.WithTimeout(ctx, dhtLookupTimeout)
 		var peers []netip.AddrPort
 		var err error
+		// Peers go to found as replies bring them: a dead node in the
+		// lookup costs a query timeout, which the first peers need not
+		// wait for.
 		if port := c.port(); announce && port != 0 {
-			peers, err = c.dht.Announce(lctx, hash, port)
+			peers, err = c.dht.AnnounceFunc(lctx, hash, port, found)
 		} else {
-			peers, err = c.dht.GetPeers(lctx, hash)
+			peers, err = c.dht.GetPeersFunc(lctx, hash, found)
 		}
 		cancel()
 		if ctx.Err() != nil {
@@ -255,7 +258,6 @@ func (c *Client) dhtLookups(ctx context.Context, hash metainfo.Hash, announce bo
 		c.cfg.Logger.Debug("dht: lookup", "hash", hash, "peers", len(peers), "announce", announce, "err", err)
 		wait := dhtAnnounceEvery
 		if len(peers) > 0 {
-			found(peers)
 			retry = dhtRetryFirst
 		} else {
 			wait, retry = retry, min(retry*2, dhtAnnounceEvery)

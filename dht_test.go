@@ -77,14 +77,15 @@ func TestDHTMagnetNoTracker(t *testing.T) {
 	if err := ts.Start(WithDir(src)); err != nil {
 		t.Fatal(err)
 	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	waitDHTPeer(t, ctx, nodes, mi.InfoHash, clientAddr(seeder))
 	leecher := dhtClient(t, "", nodes[4])
 	magnet := "magnet:?xt=urn:btih:" + mi.InfoHash.String()
 	tl, err := leecher.Open(t.Context(), magnet)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
 	start := time.Now()
 	if err := tl.WaitMetadata(ctx); err != nil {
 		t.Fatalf("metadata through the DHT: %v", err)

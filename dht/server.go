@@ -515,7 +515,7 @@ func (s *Server) Ping(ctx context.Context, addr netip.AddrPort) (ID, error) {
 // starting from the saved nodes and bootstrap addresses of the Config when
 // the table is short of nodes. It fails if the table is still empty.
 func (s *Server) Bootstrap(ctx context.Context) error {
-	if _, err := s.lookup(ctx, s.id, MethodFindNode, true); err != nil {
+	if _, err := s.lookup(ctx, s.id, MethodFindNode, true, nil); err != nil {
 		return err
 	}
 	if s.NumNodes() == 0 {
@@ -527,7 +527,7 @@ func (s *Server) Bootstrap(ctx context.Context) error {
 // FindNode runs an iterative find_node lookup and returns the K nodes
 // closest to target that answered, closest first.
 func (s *Server) FindNode(ctx context.Context, target ID) ([]Node, error) {
-	res, err := s.lookup(ctx, target, MethodFindNode, false)
+	res, err := s.lookup(ctx, target, MethodFindNode, false, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -539,7 +539,15 @@ func (s *Server) FindNode(ctx context.Context, target ID) ([]Node, error) {
 // returns the peers they gave along with those announced to this node. It returns an error only when it found no
 // peers and could not complete (no nodes, or ctx ended).
 func (s *Server) GetPeers(ctx context.Context, infoHash metainfo.Hash) ([]netip.AddrPort, error) {
-	res, err := s.lookup(ctx, ID(infoHash), MethodGetPeers, false)
+	return s.GetPeersFunc(ctx, infoHash, nil)
+}
+
+// GetPeersFunc is GetPeers, also calling found (when not nil) with the
+// new peers of each reply as it comes, from the lookup's goroutine: a
+// caller can connect to the first peers while the lookup waits for slow
+// or dead nodes.
+func (s *Server) GetPeersFunc(ctx context.Context, infoHash metainfo.Hash, found func([]netip.AddrPort)) ([]netip.AddrPort, error) {
+	res, err := s.lookup(ctx, ID(infoHash), MethodGetPeers, false, found)
 	if res != nil && len(res.peers) > 0 {
 		return res.peers, nil
 	}
@@ -552,7 +560,13 @@ func (s *Server) GetPeers(ctx context.Context, infoHash metainfo.Hash) ([]netip.
 // implied_port). It returns the peers the lookup found, and ErrAnnounce if
 // no node accepted the announce.
 func (s *Server) Announce(ctx context.Context, infoHash metainfo.Hash, port uint16) ([]netip.AddrPort, error) {
-	res, err := s.lookup(ctx, ID(infoHash), MethodGetPeers, false)
+	return s.AnnounceFunc(ctx, infoHash, port, nil)
+}
+
+// AnnounceFunc is Announce, also calling found (when not nil) with the new
+// peers of each reply of its lookup as it comes, as GetPeersFunc does.
+func (s *Server) AnnounceFunc(ctx context.Context, infoHash metainfo.Hash, port uint16, found func([]netip.AddrPort)) ([]netip.AddrPort, error) {
+	res, err := s.lookup(ctx, ID(infoHash), MethodGetPeers, false, found)
 	if err != nil {
 		return nil, err
 	}
@@ -731,9 +745,9 @@ type lookupReply struct {
 }
 
 // lookup runs an iterative lookup of target with method (find_node or
-// get_peers). It returns whatever it gathered when ctx ends, with ctx's
-// error.
-func (s *Server) lookup(ctx context.Context, target ID, method string, bootstrap bool) (*lookupResult, error) {
+// get_peers), passing found (if not nil) the new peers as they come. It
+// returns whatever it gathered when ctx ends, with ctx's error.
+func (s *Server) lookup(ctx context.Context, target ID, method string, bootstrap bool, found func([]netip.AddrPort)) (*lookupResult, error) {
 	r := &lookupResult{target: target}
 	seen := map[netip.AddrPort]bool{s.local: true}
 	for _, c := range s.seeds(ctx, target, bootstrap) {
@@ -760,6 +774,9 @@ func (s *Server) lookup(ctx context.Context, target ID, method string, bootstrap
 			}
 		}
 		s.mu.Unlock()
+		if found != nil && len(r.peers) > 0 {
+			found(slices.Clone(r.peers))
+		}
 	}
 	inflight, queries := 0, 0
 	var err error
@@ -801,11 +818,15 @@ func (s *Server) lookup(ctx context.Context, target ID, method string, bootstrap
 			}
 		}
 		c.token = rep.m.Reply.Token
+		fresh := len(r.peers)
 		for _, p := range rep.m.Reply.Values {
 			if len(r.peers) < maxLookupPeers && !peerSeen[p] {
 				peerSeen[p] = true
 				r.peers = append(r.peers, p)
 			}
+		}
+		if found != nil && len(r.peers) > fresh {
+			found(slices.Clone(r.peers[fresh:]))
 		}
 		// Take only the K closest of each reply: an honest node sends no
 		// more, and it bounds what one hostile reply can inject.
@@ -848,7 +869,7 @@ func (s *Server) maintain() {
 		wg.Wait()
 		for _, id := range stale[:min(len(stale), 2)] {
 			ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
-			s.lookup(ctx, id, MethodFindNode, false)
+			s.lookup(ctx, id, MethodFindNode, false, nil)
 			cancel()
 		}
 	}

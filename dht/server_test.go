@@ -446,3 +446,46 @@ func TestHostileNode(t *testing.T) {
 		t.Errorf("hostile traffic not seen: %+v", st)
 	}
 }
+
+// TestGetPeersFuncStreams: the peers of each reply reach found as they
+// come, before the lookup ends waiting on a dead node (here the node
+// closest to the info hash, so that the lookup must ask it).
+func TestGetPeersFuncStreams(t *testing.T) {
+	checkNoLeaks(t)
+	srvs := startNetwork(t, 8)
+	dead := srvs[5]
+	hash := metainfo.Hash(dead.ID())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := srvs[2].Announce(ctx, hash, 7000); err != nil {
+		t.Fatal(err)
+	}
+	dead.Close()
+	s, err := NewServer(Config{Addr: "127.0.0.1:0", Bootstrap: []string{addrOf(srvs[0]).String()},
+		QueryTimeout: 2 * time.Second, RateLimit: rate.Inf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	start := time.Now()
+	var first time.Duration
+	var got []netip.AddrPort
+	peers, err := s.GetPeersFunc(ctx, hash, func(ps []netip.AddrPort) {
+		if first == 0 {
+			first = time.Since(start)
+		}
+		got = append(got, ps...)
+	})
+	took := time.Since(start)
+	want := netip.MustParseAddrPort("127.0.0.1:7000")
+	if err != nil || !slices.Contains(peers, want) || !slices.Contains(got, want) {
+		t.Fatalf("GetPeersFunc = %v, %v; found %v", peers, err, got)
+	}
+	if took < 2*time.Second {
+		t.Fatalf("the lookup took %v: it did not wait for the dead node, so this shows nothing", took)
+	}
+	if first > time.Second {
+		t.Fatalf("first peers after %v, the lookup after %v: not streamed", first, took)
+	}
+	t.Logf("first peers after %v, lookup done after %v", first, took)
+}
