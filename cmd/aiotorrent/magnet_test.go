@@ -1,12 +1,18 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"golang.org/x/time/rate"
+
+	"github.com/aiotorrent/aiotorrent/dht"
 	"github.com/aiotorrent/aiotorrent/metainfo"
 )
 
@@ -85,5 +91,62 @@ func TestInfoMagnetFetches(t *testing.T) {
 	r = runCLI(t, "info", "--listen", "127.0.0.1:0", "--no-trackers", "--state-dir", t.TempDir(), "--timeout", "1s", magnet)
 	if r.status != 1 || !strings.Contains(r.stderr, "no peer sent the metadata of content within 1s") {
 		t.Errorf("no peer: status %d, stderr %q", r.status, r.stderr)
+	}
+}
+
+// TestDownloadMagnetThroughDHT: a magnet link with only the info hash,
+// downloaded with --dht-bootstrap and no tracker or --peer: the seeder is
+// found on a few DHT nodes on loopback.
+func TestDownloadMagnetThroughDHT(t *testing.T) {
+	torrentPath, src, addr := seedContent(t)
+	mi, err := metainfo.LoadFile(torrentPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodes []*dht.Server
+	for i := range 4 {
+		cfg := dht.Config{Addr: "127.0.0.1:0", RateLimit: rate.Inf}
+		if i > 0 {
+			cfg.Bootstrap = []string{nodes[0].Addr().String()}
+		}
+		s, err := dht.NewServer(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		nodes = append(nodes, s)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, s := range nodes[1:] {
+		if err := s.Bootstrap(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The seeder (its DHT off) is announced by a node on its behalf: the
+	// same IP, and its TCP port.
+	port, _ := strconv.Atoi(addr[strings.LastIndexByte(addr, ':')+1:])
+	if _, err := nodes[1].Announce(ctx, mi.InfoHash, uint16(port)); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	magnet := "magnet:?xt=urn:btih:" + mi.InfoHash.String()
+	r := runCLI(t, "download", "-o", out, "--listen", "127.0.0.1:0", "--no-trackers", "--state-dir", t.TempDir(),
+		"--dht-bootstrap", nodes[3].Addr().String(), magnet)
+	if r.status != 0 {
+		t.Fatalf("status %d\nstderr:\n%s", r.status, r.stderr)
+	}
+	for _, f := range []string{"a.txt", "sub/b.bin", "sub/deep/c.md", "empty"} {
+		got, err1 := os.ReadFile(filepath.Join(out, "content", f))
+		want, err2 := os.ReadFile(filepath.Join(src, "content", f))
+		if err1 != nil || err2 != nil || string(got) != string(want) {
+			t.Errorf("%s: %v %v, equal %v", f, err1, err2, string(got) == string(want))
+		}
+	}
+	// --no-dht: nowhere to find a peer.
+	r = runCLI(t, "info", "--listen", "127.0.0.1:0", "--no-trackers", "--no-dht", "--state-dir", t.TempDir(),
+		"--dht-bootstrap", nodes[3].Addr().String(), "--timeout", "2s", magnet)
+	if r.status != 1 {
+		t.Errorf("--no-dht found the metadata: status %d\n%s", r.status, r.stderr)
 	}
 }
