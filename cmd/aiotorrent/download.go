@@ -54,7 +54,7 @@ type netOpts struct {
 
 // registerStateDir adds --state-dir to fs.
 func registerStateDir(fs *flag.FlagSet, dir *string) {
-	fs.StringVar(dir, "state-dir", "", "keep resume records in `DIR` (default $XDG_STATE_HOME/aiotorrent, else ~/.local/state/aiotorrent, or the user cache folder on macOS and Windows; - for none)")
+	fs.StringVar(dir, "state-dir", "", "keep resume records, magnet links' metadata and the DHT's nodes in `DIR` (default $XDG_STATE_HOME/aiotorrent, else ~/.local/state/aiotorrent, or the user cache folder on macOS and Windows; - for none)")
 }
 
 // register adds --listen and --no-trackers to fs, and --peer with

@@ -47,6 +47,7 @@ func streamFlags() (*flag.FlagSet, *streamOpts) {
 	fs.StringVar(&o.out, "o", "", "write the pieces fetched into folder `DIR` instead of keeping them in memory only")
 	fs.BoolVar(&o.json, "json", false, "print the URLs and the state as JSON lines on stdout")
 	o.register(fs, true)
+	registerStateDir(fs, &o.stateDir)
 	fs.DurationVar(&o.every, "status-every", 5*time.Second, "when stderr is not a terminal, print a status line every `D`")
 	return fs, o
 }

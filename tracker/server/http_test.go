@@ -139,6 +139,17 @@ func TestHTTPAnnounce(t *testing.T) {
 	if got := r.v4Peers(t); !slices.Equal(got, []netip.AddrPort{lo(1001)}) {
 		t.Errorf("second seeder: %v", got)
 	}
+	// Except on its started announce, after the leechers: aria2c starting
+	// from a magnet link says left=0.
+	r = announceHTTP(t, ts, announceQuery(h, testID(6), 1006, "left=0", "event=started"))
+	if got := r.v4Peers(t); len(got) != 3 || got[0] != lo(1001) || !slices.Contains(got, lo(1002)) || !slices.Contains(got, lo(1003)) {
+		t.Errorf("seeder's started announce: %v, want 1001 first, then the seeders 1002 and 1003", got)
+	}
+	r = announceHTTP(t, ts, announceQuery(h, testID(6), 1006, "left=0"))
+	if got := r.v4Peers(t); !slices.Equal(got, []netip.AddrPort{lo(1001)}) {
+		t.Errorf("seeder's next announce: %v", got)
+	}
+	announceHTTP(t, ts, announceQuery(h, testID(6), 1006, "event=stopped"))
 	// Stopped leaves.
 	r = announceHTTP(t, ts, announceQuery(h, testID(1), 1001, "event=stopped"))
 	if r.Failure != "" || r.Incomplete != 0 || r.Complete != 2 {

@@ -225,8 +225,10 @@ func (s *Server) sweep() {
 }
 
 // pick returns up to n peers of sw for the asker a, in random order: never
-// the asker itself (by address or peer id), no seeders to a seeder, only
-// addresses of a.family.
+// the asker itself (by address or peer id), only addresses of a.family,
+// and to a seeder no seeders, except on its "started" announce, where
+// seeders fill what leechers leave: a client starting from a magnet link
+// cannot say how much it lacks, and aria2c then says left=0.
 //
 // It walks the peers from a random start with a random stride coprime to
 // their number, which visits each once without allocating a permutation.
@@ -253,6 +255,14 @@ func (sw *swarm) pick(a *announce, n int) []peer {
 			continue
 		}
 		out = append(out, *p)
+	}
+	if seeder && a.event == tracker.Started {
+		for i, j := 0, start; i < m && len(out) < n; i, j = i+1, (j+stride)%m {
+			p := &sw.peers[j]
+			if p.seeder() && p.addr != a.addr && p.id != a.id && a.family.admits(p.addr.Addr()) {
+				out = append(out, *p)
+			}
+		}
 	}
 	return out
 }
