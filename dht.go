@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/netip"
@@ -149,7 +150,7 @@ func (c *Client) unlockDHT() {
 // loadDHTState reads the saved node id and contacts; a missing or damaged
 // file gives a new id and no contacts.
 func (c *Client) loadDHTState() dht.State {
-	b, err := os.ReadFile(filepath.Join(c.stateDir, dhtStateFile))
+	b, err := readStateFile(filepath.Join(c.stateDir, dhtStateFile), dht.MaxStateSize)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			c.cfg.Logger.Warn("dht: saved routing table not read", "err", err)
@@ -162,6 +163,27 @@ func (c *Client) loadDHTState() dht.State {
 		return dht.State{}
 	}
 	return st
+}
+
+// readStateFile reads the regular file p, of at most max bytes (a FIFO or
+// a huge file in its place is refused, not read).
+func readStateFile(p string, max int64) ([]byte, error) {
+	fi, err := os.Stat(p) // before opening: opening a FIFO blocks
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", p)
+	}
+	if fi.Size() > max {
+		return nil, fmt.Errorf("%s: %d bytes, more than %d", p, fi.Size(), max)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, max+1))
 }
 
 // saveDHTState writes the node id and contacts, when this client holds

@@ -3,7 +3,11 @@ package aiotorrent
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -254,5 +258,87 @@ func TestNoDHT(t *testing.T) {
 	}
 	if c.handshake(metainfo.Hash{}, false).Reserved.DHT() {
 		t.Fatal("DHT bit set with NoDHT")
+	}
+}
+
+// TestDHTPrivateMagnet: a magnet link's metadata may come from a peer the
+// DHT named, but if it says the torrent is private, that peer is not used
+// for the download (BEP 27): here the only peer there is.
+func TestDHTPrivateMagnet(t *testing.T) {
+	nodes := dhtNetwork(t, 4)
+	mi, src := makeTorrent(t, "dhtprivmag", 32<<10, testFile{"a", 256 << 10})
+	mi = privateCopy(t, mi)
+	seeder := dhtClient(t, "", nodes[0])
+	ts, _ := seeder.Add(mi)
+	if err := ts.Start(WithDir(src)); err != nil {
+		t.Fatal(err)
+	}
+	// Someone else lists the seeder on the DHT (a private torrent's peers
+	// never announce there themselves).
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	other, err := dht.NewServer(dht.Config{Addr: "127.0.0.1:0", Bootstrap: nodes[:1], RateLimit: rate.Inf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := other.Announce(ctx, mi.InfoHash, clientAddr(seeder).Port()); err != nil {
+		t.Fatal(err)
+	}
+	leecher := dhtClient(t, "", nodes[2])
+	tor, err := leecher.Open(ctx, "magnet:?xt=urn:btih:"+mi.InfoHash.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tor.WaitMetadata(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !tor.Private() {
+		t.Fatal("not private")
+	}
+	dctx, dcancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer dcancel()
+	if err := tor.DownloadAll(dctx, WithDir(t.TempDir())); err == nil {
+		t.Fatal("the private torrent downloaded from a peer found on the DHT")
+	}
+	if peers := tor.Stats().PeerList; len(peers) > 0 {
+		t.Fatalf("peers of the private download: %v", peers)
+	}
+}
+
+// TestMagnetCloseWaits: closing a client stops a magnet link's metadata
+// fetch and waits for all of it: its DHT lookups, and its announcer, which
+// tells a slow tracker it stopped.
+func TestMagnetCloseWaits(t *testing.T) {
+	nodes := dhtNetwork(t, 3)
+	tracker := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(200 * time.Millisecond)
+		io.WriteString(w, "d8:intervali60e5:peers0:e")
+	}))
+	defer tracker.Close()
+	for range 3 {
+		c, err := NewClient(Config{ListenAddr: "127.0.0.1:0", StateDir: "-", DHTBootstrap: nodes[:1]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tor, err := c.Open(t.Context(), "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567&tr="+url.QueryEscape(tracker.URL+"/announce"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+		tor.WaitMetadata(ctx) // no peer: it times out, the fetch goes on
+		cancel()
+		tor.mu.Lock()
+		f := tor.fetch
+		tor.mu.Unlock()
+		if f == nil {
+			t.Fatal("no fetch")
+		}
+		c.Close()
+		select {
+		case <-f.exited:
+		default:
+			t.Fatal("Close returned before the metadata fetch's goroutines ended")
+		}
 	}
 }

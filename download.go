@@ -333,6 +333,9 @@ func (t *Torrent) release(e *engine, stop bool) {
 	if last {
 		t.eng = nil
 		t.stopping = append(t.stopping, e)
+		if t.adopter == e {
+			t.adopter = nil
+		}
 	}
 	t.mu.Unlock()
 	if last {
@@ -348,6 +351,7 @@ func (t *Torrent) stopEngine() error {
 		t.stopping = append(t.stopping, t.eng)
 		t.eng = nil
 	}
+	t.adopter = nil
 	if t.cancelStart != nil {
 		t.cancelStart()
 	}

@@ -329,7 +329,7 @@ func startEngine(checkCtx context.Context, c *Client, t *Torrent, dir string, me
 	}
 	e.loopWG.Add(1)
 	go e.run()
-	for _, pc := range t.takeParked() {
+	for _, pc := range t.takeParked(e) {
 		e.adopt(pc) // before peers are learnt, so that none is dialled again
 	}
 	e.call(e.saveState) // what the check found
@@ -819,6 +819,12 @@ func (e *engine) addConn(conn net.Conn, a netip.AddrPort, id [20]byte, res peer.
 // adopt takes a connection the metadata fetch kept (Torrent.park), with
 // what the peer said on it, as if it had just connected.
 func (e *engine) adopt(pc *parkedConn) {
+	if pc.fromDHT && e.info.Private {
+		// BEP 27: a private torrent's peers come from its trackers.
+		e.log.Debug("peer refused", "addr", pc.addr, "why", "found on the DHT, and the torrent is private")
+		pc.conn.Close()
+		return
+	}
 	if !e.c.acquireConn() {
 		pc.conn.Close()
 		return
@@ -876,6 +882,21 @@ func (e *engine) onConn(conn net.Conn, a netip.AddrPort, id [20]byte, res peer.R
 			cand.fails = 0
 		}
 	}
+	if pre != nil {
+		if err := e.checkReplay(pre.msgs); err != nil {
+			reject(err.Error())
+			return
+		}
+		if e.picker.HaveBitfield().Count() > maxAdoptHaves {
+			// A have message per piece we hold would flood it: dial
+			// again, and send a bitfield.
+			reject("too many pieces to announce on an adopted connection")
+			if cand := e.known[a]; cand != nil && outgoing {
+				cand.retryAt = time.Now()
+			}
+			return
+		}
+	}
 	p := newPeerConn(e, conn, a, id, res, outgoing)
 	e.peers[p] = struct{}{}
 	if pre != nil {
@@ -895,6 +916,28 @@ func (e *engine) onConn(conn net.Conn, a netip.AddrPort, id [20]byte, res peer.R
 	go p.readLoop()
 	go p.writeLoop()
 	e.log.Debug("peer connected", "addr", a, "outgoing", outgoing)
+}
+
+// maxAdoptHaves bounds the pieces we tell a peer of in have messages on a
+// connection the metadata fetch kept (it said have_none there already).
+const maxAdoptHaves = 1024
+
+// checkReplay checks the messages a peer sent the metadata fetch as the
+// download's reader would have (piece indexes, the bitfield's length):
+// that reader did not know the torrent's size.
+func (e *engine) checkReplay(msgs []peer.Message) error {
+	var b []byte
+	for i := range msgs {
+		b = peer.AppendMessage(b, &msgs[i])
+	}
+	r := peer.NewReader(bytes.NewReader(b), e.limits)
+	var m peer.Message
+	for range msgs {
+		if err := r.ReadMessage(&m); err != nil {
+			return fmt.Errorf("sent the metadata fetch a bad message: %w", err)
+		}
+	}
+	return nil
 }
 
 // keepNewDuplicate decides between two connections with the same peer,

@@ -106,6 +106,7 @@ type metaFetch struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{} // closed once err is set or the metadata is
+	exited chan struct{} // closed when run has returned, every goroutine of the fetch done
 	err    error
 
 	mu       sync.Mutex
@@ -117,6 +118,7 @@ type metaFetch struct {
 	tried    map[netip.AddrPort]bool
 	attempts map[netip.AddrPort]int
 	liars    map[netip.AddrPort]bool
+	fromDHT  map[netip.AddrPort]bool // peers only the DHT told of: not for a private torrent's download
 	active   int
 	wake     chan struct{}
 	ending   bool           // run is waiting for the peers' goroutines: start no more
@@ -124,19 +126,23 @@ type metaFetch struct {
 }
 
 func newMetaFetch(t *Torrent, c *Client) *metaFetch {
-	f := &metaFetch{t: t, c: c, done: make(chan struct{}), tried: map[netip.AddrPort]bool{},
-		attempts: map[netip.AddrPort]int{}, liars: map[netip.AddrPort]bool{}, wake: make(chan struct{}, 1)}
+	f := &metaFetch{t: t, c: c, done: make(chan struct{}), exited: make(chan struct{}), tried: map[netip.AddrPort]bool{},
+		attempts: map[netip.AddrPort]int{}, liars: map[netip.AddrPort]bool{}, fromDHT: map[netip.AddrPort]bool{},
+		wake: make(chan struct{}, 1)}
 	f.ctx, f.cancel = context.WithCancel(c.ctx)
 	return f
 }
 
-// stop ends the fetch (the torrent closes).
+// stop ends the fetch (the torrent closes) and waits for all of it: its
+// peers, its DHT lookups, and its announcer telling the trackers.
 func (f *metaFetch) stop() {
 	f.cancel()
 	<-f.done
+	<-f.exited
 }
 
 func (f *metaFetch) run() {
+	defer close(f.exited)
 	wg := &f.wg
 	defer func() {
 		f.mu.Lock()
@@ -171,7 +177,7 @@ func (f *metaFetch) run() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			f.c.dhtLookups(f.ctx, t.infoHash, false, f.addPeers)
+			f.c.dhtLookups(f.ctx, t.infoHash, false, f.addDHTPeers)
 		}()
 	}
 	var pe []netip.AddrPort
@@ -234,13 +240,29 @@ func (f *metaFetch) poke() {
 	}
 }
 
-// addPeers learns peer addresses.
-func (f *metaFetch) addPeers(addrs []netip.AddrPort) {
+// addPeers learns peer addresses (from trackers, x.pe and AddPeers).
+func (f *metaFetch) addPeers(addrs []netip.AddrPort) { f.learn(addrs, false) }
+
+// addDHTPeers learns peer addresses from the DHT. They fetch the
+// metadata, but if it says the torrent is private their connections are
+// not kept for the download (BEP 27), unless another source names them.
+func (f *metaFetch) addDHTPeers(addrs []netip.AddrPort) { f.learn(addrs, true) }
+
+func (f *metaFetch) learn(addrs []netip.AddrPort, dht bool) {
 	f.mu.Lock()
 	added := false
 	for _, a := range addrs {
 		a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
-		if !a.IsValid() || a.Port() == 0 || f.tried[a] || slices.Contains(f.known, a) || len(f.known) >= 4096 {
+		if !a.IsValid() || a.Port() == 0 {
+			continue
+		}
+		known := f.tried[a] || slices.Contains(f.known, a)
+		if !dht {
+			delete(f.fromDHT, a)
+		} else if !known && len(f.fromDHT) < 4096 {
+			f.fromDHT[a] = true
+		}
+		if known || len(f.known) >= 4096 {
 			continue
 		}
 		if f.c.port() == a.Port() && isOwnAddr(a) {
@@ -264,8 +286,9 @@ func (f *metaFetch) requeue(a netip.AddrPort) {
 	}
 	f.mu.Lock()
 	delete(f.tried, a)
+	dht := f.fromDHT[a]
 	f.mu.Unlock()
-	f.addPeers([]netip.AddrPort{a})
+	f.learn([]netip.AddrPort{a}, dht)
 }
 
 // nextPeer takes a peer to talk to (f.mu held).
@@ -360,9 +383,11 @@ func (f *metaFetch) talkConn(conn net.Conn, a netip.AddrPort, id [20]byte, res p
 	})
 	defer stop()
 	br := bufio.NewReaderSize(conn, 64<<10)
-	said := &parkedConn{conn: conn, br: br, addr: a, id: id, res: res, outgoing: outgoing}
+	f.mu.Lock()
+	said := &parkedConn{conn: conn, br: br, addr: a, id: id, res: res, outgoing: outgoing, fromDHT: outgoing && f.fromDHT[a]}
+	f.mu.Unlock()
 	// keep parks the connection, now between two messages.
-	keep := func() error {
+	keep := func() {
 		if !stop() {
 			<-fired // the deadline was set: clear it after
 		}
@@ -370,7 +395,6 @@ func (f *metaFetch) talkConn(conn net.Conn, a netip.AddrPort, id [20]byte, res p
 		if f.t.park(said) {
 			kept = said
 		}
-		return nil
 	}
 	if !res.Extended() {
 		return errors.New("no extension protocol: cannot send metadata")
@@ -443,8 +467,12 @@ func (f *metaFetch) talkConn(conn net.Conn, a netip.AddrPort, id [20]byte, res p
 			data := slices.Clone(mm.Data)
 			if mine != nil {
 				mine[mm.Piece] = data
-			} else if f.store(mm.Piece, data, a) {
-				return keep()
+			} else if mi := f.store(mm.Piece, data, a); mi != nil {
+				// Parked before the fetch ends, so that the download,
+				// which starts as it ends, finds the connection.
+				keep()
+				f.finish(mi, nil)
+				return nil
 			}
 		default:
 			continue // an extension we did not offer
@@ -465,11 +493,13 @@ func (f *metaFetch) talkConn(conn net.Conn, a netip.AddrPort, id [20]byte, res p
 			}
 			want = want[:0]
 			if mine != nil {
-				if done, err := f.ownCopy(mine, a, size); done {
-					if err == nil {
-						return keep()
+				if mi, done, err := f.ownCopy(mine, a, size); done {
+					if err != nil {
+						return err
 					}
-					return err
+					keep()
+					f.finish(mi, nil)
+					return nil
 				}
 				for k := range mine {
 					if mine[k] == nil && !asked[k] && len(asked)+len(want) < metaPipeline {
@@ -485,7 +515,7 @@ func (f *metaFetch) talkConn(conn net.Conn, a netip.AddrPort, id [20]byte, res p
 			select {
 			case <-f.done:
 				if f.err == nil {
-					return keep()
+					keep()
 				}
 				return nil
 			case <-f.ctx.Done():
@@ -560,13 +590,13 @@ func (f *metaFetch) release(pieces map[int]bool) {
 }
 
 // store keeps a piece of the shared copy; once the copy is whole it is
-// checked, and it reports whether the fetch is over. A copy that does not
-// hash right switches the fetch to own copies.
-func (f *metaFetch) store(k int, data []byte, from netip.AddrPort) bool {
+// checked, and if right returned, for the caller to end the fetch with. A
+// copy that does not hash right switches the fetch to own copies.
+func (f *metaFetch) store(k int, data []byte, from netip.AddrPort) *metainfo.MetaInfo {
 	f.mu.Lock()
 	if f.own || k >= len(f.pieces) {
 		f.mu.Unlock()
-		return false
+		return nil
 	}
 	if f.pieces[k] == nil {
 		f.pieces[k] = data
@@ -574,30 +604,30 @@ func (f *metaFetch) store(k int, data []byte, from netip.AddrPort) bool {
 	for _, p := range f.pieces {
 		if p == nil {
 			f.mu.Unlock()
-			return false
+			return nil
 		}
 	}
 	whole := slices.Concat(f.pieces...)
 	f.mu.Unlock()
 	mi, err := metainfo.FromInfo(whole, f.t.magnet)
 	if err == nil {
-		f.finish(mi, nil)
-		return true
+		return mi
 	}
 	f.c.cfg.Logger.Info("metadata from several peers does not check out: fetching whole copies", "torrent", f.t.Name(), "err", err)
 	f.mu.Lock()
 	f.own = true
 	f.pieces, f.askedAt = nil, nil
 	f.mu.Unlock()
-	return false
+	return nil
 }
 
-// ownCopy checks a peer's own copy once whole: it reports done, with nil
-// if it was right (and the fetch is over), or an error if the peer lied.
-func (f *metaFetch) ownCopy(mine [][]byte, from netip.AddrPort, size int64) (bool, error) {
+// ownCopy checks a peer's own copy once whole: done, with the metadata if
+// it was right (the caller ends the fetch with it), or an error if the
+// peer lied.
+func (f *metaFetch) ownCopy(mine [][]byte, from netip.AddrPort, size int64) (*metainfo.MetaInfo, bool, error) {
 	for _, p := range mine {
 		if p == nil {
-			return false, nil
+			return nil, false, nil
 		}
 	}
 	mi, err := metainfo.FromInfo(slices.Concat(mine...), f.t.magnet)
@@ -605,10 +635,9 @@ func (f *metaFetch) ownCopy(mine [][]byte, from netip.AddrPort, size int64) (boo
 		f.mu.Lock()
 		f.liars[from] = true
 		f.mu.Unlock()
-		return true, fmt.Errorf("sent metadata that does not check out: %w", err)
+		return nil, true, fmt.Errorf("sent metadata that does not check out: %w", err)
 	}
-	f.finish(mi, nil)
-	return true, nil
+	return mi, true, nil
 }
 
 // dialPeer connects to the peer at a and exchanges handshakes for the
@@ -675,6 +704,7 @@ type parkedConn struct {
 	msgs     []peer.Message // in order, payloads copied
 	bytes    int
 	overflow bool // it said more than kept: the download dials afresh
+	fromDHT  bool // we dialled it, told of it by the DHT alone
 	timer    *time.Timer
 }
 
@@ -699,15 +729,23 @@ func (pc *parkedConn) record(m *peer.Message) {
 }
 
 // park keeps a connection of the metadata fetch for the download, for
-// parkTimeout at most, and reports whether it did.
+// parkTimeout at most, or hands it to the download if it has started, and
+// reports whether it did either.
 func (t *Torrent) park(pc *parkedConn) bool {
 	if pc.overflow {
 		return false
 	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if t.closed || len(t.parked) >= maxParked {
+		t.mu.Unlock()
 		return false
+	}
+	if e := t.adopter; e != nil {
+		// The download started before this connection came free (the
+		// metadata was complete before its peers' goroutines ended).
+		t.mu.Unlock()
+		e.adopt(pc)
+		return true
 	}
 	t.parked = append(t.parked, pc)
 	pc.timer = time.AfterFunc(parkTimeout, func() {
@@ -721,14 +759,16 @@ func (t *Torrent) park(pc *parkedConn) bool {
 			pc.conn.Close()
 		}
 	})
+	t.mu.Unlock()
 	return true
 }
 
 // takeParked returns the parked connections, which are the caller's from
-// then on.
-func (t *Torrent) takeParked() []*parkedConn {
+// then on; with e, the engine starting, connections parked later go to e.
+func (t *Torrent) takeParked(e *engine) []*parkedConn {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.adopter = e
 	var out []*parkedConn
 	for _, pc := range t.parked {
 		if pc.timer.Stop() {
@@ -743,7 +783,7 @@ func (t *Torrent) takeParked() []*parkedConn {
 
 // closeParked closes the parked connections (the torrent closes).
 func (t *Torrent) closeParked() {
-	for _, pc := range t.takeParked() {
+	for _, pc := range t.takeParked(nil) {
 		pc.conn.Close()
 	}
 }

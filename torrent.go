@@ -48,6 +48,7 @@ type Torrent struct {
 	prioSet     bool             // guarded by mu; SetFilePriority was called
 	fetch       *metaFetch       // guarded by mu; the metadata fetch of a magnet link
 	parked      []*parkedConn    // guarded by mu; the fetch's connections, kept for the download
+	adopter     *engine          // guarded by mu; the engine that took the parked ones: later ones go to it
 }
 
 // File is one file of a torrent, as offered to the user. BEP 47 padding

@@ -21,9 +21,9 @@ type State struct {
 // than a rejoin needs.
 const MaxStateNodes = 1000
 
-// maxStateSize bounds a state file: MaxStateNodes IPv6 nodes and the
-// keys around them.
-const maxStateSize = MaxStateNodes*CompactNodeV6Len + 256
+// MaxStateSize bounds what ParseState reads: MaxStateNodes IPv6 nodes and
+// the keys around them.
+const MaxStateSize = MaxStateNodes*CompactNodeV6Len + 256
 
 // State returns the server's id and its routing table's good and
 // questionable nodes, at most MaxStateNodes of them.
@@ -65,11 +65,11 @@ var ErrBadState = errors.New("dht: malformed node state")
 // ParseState decodes what State.Marshal wrote. Entries that cannot be
 // contacted (port 0, unspecified address) are skipped.
 func ParseState(b []byte) (State, error) {
-	if len(b) > maxStateSize {
-		return State{}, fmt.Errorf("%w: %d bytes, more than %d", ErrBadState, len(b), maxStateSize)
+	if len(b) > MaxStateSize {
+		return State{}, fmt.Errorf("%w: %d bytes, more than %d", ErrBadState, len(b), MaxStateSize)
 	}
 	var w wireState
-	dec := bencode.Decoder{MaxDepth: 2, MaxSize: maxStateSize}
+	dec := bencode.Decoder{MaxDepth: 2, MaxSize: MaxStateSize}
 	if err := dec.Unmarshal(b, &w); err != nil {
 		return State{}, fmt.Errorf("%w: %w", ErrBadState, err)
 	}

@@ -96,6 +96,9 @@ func runInfo(ctx context.Context, e *env, args []string) error {
 		defer client.Close()
 		t = ft
 	} else if o.net.saveTorrent != "" {
+		if !t.HasMetadata() {
+			return usagef("--save-torrent needs the metadata, which --no-fetch does not fetch")
+		}
 		if err := o.net.waitMetadata(ctx, e, t); err != nil {
 			return err
 		}

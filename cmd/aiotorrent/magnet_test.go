@@ -87,6 +87,11 @@ func TestInfoMagnetFetches(t *testing.T) {
 	if !got.HasMetadata || len(got.Files) != 4 || got.TotalSize != mi.Info.Length {
 		t.Errorf("info --json of the kept metadata: %+v", got)
 	}
+	// --save-torrent needs the metadata --no-fetch does not fetch.
+	r = runCLI(t, "info", "--no-fetch", "--save-torrent", filepath.Join(t.TempDir(), "x.torrent"), magnet)
+	if r.status != 2 || !strings.Contains(r.stderr, "--save-torrent needs the metadata") {
+		t.Errorf("--no-fetch --save-torrent: status %d, stderr %q", r.status, r.stderr)
+	}
 	// No peer, nothing kept.
 	r = runCLI(t, "info", "--listen", "127.0.0.1:0", "--no-trackers", "--state-dir", t.TempDir(), "--timeout", "1s", magnet)
 	if r.status != 1 || !strings.Contains(r.stderr, "no peer sent the metadata of content within 1s") {
