@@ -29,12 +29,14 @@ const (
 	pexLTSize     = 4 << 20
 	pexLTPieceLen = 64 << 10
 	pexSlowRate   = 16 << 10
+	pexSeedRate   = 1 << 20
 	// pexLearnTimeout bounds learning the seeders and downloading from
 	// them. libtorrent sends its first ut_pex message at its first tick
 	// (every 500 ms) after the extension handshake, and we send ours
 	// pexFirst (2 s) after it: the learner connects to the seeders about
 	// 0.5 s (from libtorrent) or 2.4 s (from us) after connecting to the
-	// peer it was told of, and completes 0.1 s to 1.5 s later. 30 s is
+	// peer it was told of, and completes 2 s to 5 s later (the seeders send
+	// pexSeedRate each). 30 s is
 	// honest: the slow peer could have given at most about 30 ×
 	// pexSlowRate = 480 KiB of the 4 MiB in that time.
 	pexLearnTimeout = 30 * time.Second
@@ -69,7 +71,10 @@ func startPEXSwarm(t *testing.T, private bool) *pexSwarm {
 		if err := os.CopyFS(dir, os.DirFS(src)); err != nil {
 			t.Fatal(err)
 		}
-		s.seeders = append(s.seeders, swarmtest.Libtorrent(t, s.path, dir, true))
+		// At 1 MiB/s each, so that a learner's download takes about 2 s:
+		// long enough for libtorrent's status (every 0.5 s) to show the
+		// seeders connected before it completes and drops them.
+		s.seeders = append(s.seeders, swarmtest.LibtorrentWith(t, s.path, dir, swarmtest.LTOptions{Seed: true, UploadLimit: pexSeedRate}))
 	}
 	return s
 }
