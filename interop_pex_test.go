@@ -35,10 +35,10 @@ const (
 	// (every 500 ms) after the extension handshake, and we send ours
 	// pexFirst (2 s) after it: the learner connects to the seeders about
 	// 0.5 s (from libtorrent) or 2.4 s (from us) after connecting to the
-	// peer it was told of, and completes 2 s to 5 s later (the seeders send
-	// pexSeedRate each). 30 s is
-	// honest: the slow peer could have given at most about 30 ×
-	// pexSlowRate = 480 KiB of the 4 MiB in that time.
+	// peer it was told of, and completes 2 s to 5 s later (the seeders
+	// send pexSeedRate each). 30 s is honest: the slow peer could have
+	// given at most about 30 × pexSlowRate = 480 KiB of the 4 MiB in that
+	// time.
 	pexLearnTimeout = 30 * time.Second
 	// pexPrivateWait is how long the private torrent's peers are watched
 	// for a connection that must not come: over three times the 2.4 s
