@@ -47,7 +47,7 @@ func TestInteropDHTMagnetFromLibtorrent(t *testing.T) {
 	swarmtest.RequireLibtorrent(t)
 	nodes := dhtNetwork(t, 5)
 	mi, src := makeTorrent(t, "dhtlt", 64<<10, testFile{"a.bin", 3 << 20}, testFile{"b.txt", 5000})
-	path := writePEXTorrent(t, mi)
+	path := swarmtest.WriteTorrent(t, mi)
 	seeder := swarmtest.LibtorrentWith(t, path, src, swarmtest.LTOptions{Seed: true, DHTBootstrap: nodes[0]})
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
@@ -81,7 +81,7 @@ func TestInteropDHTLibtorrentFindsOurSeeder(t *testing.T) {
 	swarmtest.RequireLibtorrent(t)
 	nodes := dhtNetwork(t, 5)
 	mi, src := makeTorrent(t, "dhtours", 64<<10, testFile{"a.bin", 3 << 20})
-	path := writePEXTorrent(t, mi)
+	path := swarmtest.WriteTorrent(t, mi)
 	seeder := dhtClient(t, "", nodes[0])
 	ts, _ := seeder.Add(mi)
 	if err := ts.Start(WithDir(src)); err != nil {

@@ -65,7 +65,7 @@ func startPEXSwarm(t *testing.T, private bool) *pexSwarm {
 	if private {
 		mi = privateCopy(t, mi)
 	}
-	s := &pexSwarm{mi: mi, src: src, path: writePEXTorrent(t, mi)}
+	s := &pexSwarm{mi: mi, src: src, path: swarmtest.WriteTorrent(t, mi)}
 	for range 2 {
 		dir := t.TempDir()
 		if err := os.CopyFS(dir, os.DirFS(src)); err != nil {
@@ -86,20 +86,6 @@ func (s *pexSwarm) seederAddrs() []netip.AddrPort {
 		addrs = append(addrs, l.Addr())
 	}
 	return addrs
-}
-
-// writePEXTorrent writes mi as a .torrent file and returns its path.
-func writePEXTorrent(t *testing.T, mi *metainfo.MetaInfo) string {
-	t.Helper()
-	b, err := mi.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), "pexlt.torrent")
-	if err := os.WriteFile(p, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 // slowLibtorrent starts a libtorrent leecher with peer exchange on, that

@@ -203,7 +203,7 @@ func TestInteropSeedToRealLeechers(t *testing.T) {
 			ready := time.Since(begin)
 
 			start := time.Now()
-			l := tc.leech(t, writeTorrent(t, mi))
+			l := tc.leech(t, swarmtest.WriteTorrent(t, mi))
 			dlCtx, dlCancel := context.WithTimeout(ctx, downloadTimeout)
 			defer dlCancel()
 			// The peer list while the leecher downloads, for the log (a
@@ -317,7 +317,7 @@ func runMixedSwarm(t *testing.T, ctx context.Context, d *interopData, announce s
 	begin := time.Now()
 	length := d.mi.Info.Length
 	mi := d.withTrackers(announce)
-	torrentPath := writeTorrent(t, mi)
+	torrentPath := swarmtest.WriteTorrent(t, mi)
 
 	seedClient := newSeedClient(t, "seeder", aiotorrent.Config{UploadSlots: uploadSlots})
 	seedClient.SetUploadLimit(seedLimit)
@@ -516,7 +516,7 @@ func TestInteropUploadLimit(t *testing.T) {
 		t.Fatalf("UploadLimit() = %d after SetUploadLimit(%d)", got, first)
 	}
 	tor := seedOwn(t, ctx, c, d, mi, announce)
-	l := libtorrentLeecher(t, writeTorrent(t, mi))
+	l := libtorrentLeecher(t, swarmtest.WriteTorrent(t, mi))
 	defer l.stop()
 
 	// The measure starts once data flows, after a warm-up.

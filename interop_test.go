@@ -119,21 +119,6 @@ func (d *interopData) withTrackers(urls ...string) *metainfo.MetaInfo {
 	return &mi
 }
 
-// writeTorrent writes mi as a .torrent file in a new folder and returns
-// its path.
-func writeTorrent(t *testing.T, mi *metainfo.MetaInfo) string {
-	t.Helper()
-	b, err := mi.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), "interop.torrent")
-	if err := os.WriteFile(p, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // copyData copies the content into a new folder, so that every seeder
 // has data of its own and the original stays as it was generated.
 func (d *interopData) copyData(t *testing.T) string {
@@ -209,7 +194,7 @@ type seeder struct {
 type startSeeder func(t *testing.T, ctx context.Context, d *interopData, mi *metainfo.MetaInfo) seeder
 
 func aria2Seeder(t *testing.T, ctx context.Context, d *interopData, mi *metainfo.MetaInfo) seeder {
-	a := swarmtest.Aria2Seed(t, writeTorrent(t, mi), d.copyData(t))
+	a := swarmtest.Aria2Seed(t, swarmtest.WriteTorrent(t, mi), d.copyData(t))
 	if err := a.WaitSeeding(ctx, mi); err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +208,7 @@ func aria2Seeder(t *testing.T, ctx context.Context, d *interopData, mi *metainfo
 
 func qbitSeeder(t *testing.T, ctx context.Context, d *interopData, mi *metainfo.MetaInfo) seeder {
 	q := swarmtest.Qbittorrent(t)
-	h := q.AddTorrent(writeTorrent(t, mi), d.copyData(t), true)
+	h := q.AddTorrent(swarmtest.WriteTorrent(t, mi), d.copyData(t), true)
 	// The Web API reports the data checked a moment before qBittorrent
 	// accepts peers for the torrent: until then it resets connections.
 	if err := swarmtest.WaitSeeding(ctx, swarmtest.PeerAddr(q.Port()), mi); err != nil {
@@ -241,7 +226,7 @@ func qbitSeeder(t *testing.T, ctx context.Context, d *interopData, mi *metainfo.
 }
 
 func libtorrentSeeder(t *testing.T, ctx context.Context, d *interopData, mi *metainfo.MetaInfo) seeder {
-	l := swarmtest.Libtorrent(t, writeTorrent(t, mi), d.copyData(t), true)
+	l := swarmtest.Libtorrent(t, swarmtest.WriteTorrent(t, mi), d.copyData(t), true)
 	if err := swarmtest.WaitSeeding(ctx, swarmtest.PeerAddr(l.Port()), mi); err != nil {
 		t.Fatalf("libtorrent: %v\n%s", err, l.Logs())
 	}

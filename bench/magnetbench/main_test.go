@@ -18,12 +18,6 @@ import (
 	"github.com/aiotorrent/aiotorrent/internal/swarmtest"
 )
 
-// requireTools reports whether a missing real client must fail the test
-// rather than skip it: in CI, which installs them all.
-func requireTools() bool {
-	return os.Getenv("CI") != "" || os.Getenv(swarmtest.RequireEnv) != ""
-}
-
 // TestMagnetbench runs the whole harness on 4 MiB, one round, with one
 // real seeder (libtorrent, or qBittorrent without it), every client and
 // both peer sources, and checks the report and the JSON.
@@ -32,7 +26,7 @@ func TestMagnetbench(t *testing.T) {
 		t.Skip("runs real clients and builds cmd/aiotorrent: skipped with -short")
 	}
 	if _, err := exec.LookPath("aria2c"); err != nil {
-		if requireTools() {
+		if swarmtest.ToolsRequired() {
 			t.Fatal("aria2c not found (Debian package aria2) and CI is set")
 		}
 		t.Skip("aria2c not found: install Debian package aria2 to run magnetbench's test")
@@ -42,7 +36,7 @@ func TestMagnetbench(t *testing.T) {
 		seeder = "libtorrent"
 	} else if _, err := exec.LookPath("qbittorrent-nox"); err == nil {
 		seeder = "qbittorrent"
-	} else if requireTools() {
+	} else if swarmtest.ToolsRequired() {
 		t.Fatal("neither python3-libtorrent nor qbittorrent-nox is installed, and CI is set")
 	} else {
 		t.Skip("neither python3-libtorrent nor qbittorrent-nox is installed: magnetbench needs a real seeder")

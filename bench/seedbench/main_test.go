@@ -22,12 +22,6 @@ import (
 	"github.com/aiotorrent/aiotorrent/internal/swarmtest"
 )
 
-// requireTools reports whether a missing real client must fail the test
-// rather than skip it: in CI, which installs them all.
-func requireTools() bool {
-	return os.Getenv("CI") != "" || os.Getenv(swarmtest.RequireEnv) != ""
-}
-
 // TestSeedbench runs the whole harness on 8 MiB, once per seeder: ours,
 // aria2c, and qBittorrent when it is installed (libtorrent, not a
 // default seeder, is left out to keep it quick).
@@ -36,7 +30,7 @@ func TestSeedbench(t *testing.T) {
 		t.Skip("runs real clients and builds cmd/aiotorrent: skipped with -short")
 	}
 	if _, err := exec.LookPath("aria2c"); err != nil {
-		if requireTools() {
+		if swarmtest.ToolsRequired() {
 			t.Fatal("aria2c not found (Debian package aria2) and CI is set: seedbench needs it as the leecher")
 		}
 		t.Skip("aria2c not found: install Debian package aria2 to run seedbench's test (it is the leecher)")
@@ -44,7 +38,7 @@ func TestSeedbench(t *testing.T) {
 	seeders := []string{"aiotorrent", "aria2c"}
 	if _, err := exec.LookPath("qbittorrent-nox"); err == nil {
 		seeders = append(seeders, "qbittorrent")
-	} else if requireTools() {
+	} else if swarmtest.ToolsRequired() {
 		t.Fatal("qbittorrent-nox not found (Debian package qbittorrent-nox) and CI is set")
 	} else {
 		t.Log("qbittorrent-nox not found (Debian package qbittorrent-nox): testing without it")

@@ -10,9 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/time/rate"
-
-	"github.com/aiotorrent/aiotorrent/dht"
 	"github.com/aiotorrent/aiotorrent/metainfo"
 )
 
@@ -108,26 +105,9 @@ func TestDownloadMagnetThroughDHT(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var nodes []*dht.Server
-	for i := range 4 {
-		cfg := dht.Config{Addr: "127.0.0.1:0", RateLimit: rate.Inf}
-		if i > 0 {
-			cfg.Bootstrap = []string{nodes[0].Addr().String()}
-		}
-		s, err := dht.NewServer(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		nodes = append(nodes, s)
-	}
+	nodes := dhtNodes(t, 4)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for _, s := range nodes[1:] {
-		if err := s.Bootstrap(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
 	// The seeder (its DHT off) is announced by a node on its behalf: the
 	// same IP, and its TCP port.
 	port, _ := strconv.Atoi(addr[strings.LastIndexByte(addr, ':')+1:])

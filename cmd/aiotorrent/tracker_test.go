@@ -141,27 +141,10 @@ func TestPeersNoTrackerAnswers(t *testing.T) {
 // nodes on loopback, holding two announced peers); a DHT that cannot be
 // reached, with no tracker, is an error.
 func TestPeersFromDHT(t *testing.T) {
-	var nodes []*dht.Server
-	for i := range 4 {
-		cfg := dht.Config{Addr: "127.0.0.1:0", RateLimit: rate.Inf}
-		if i > 0 {
-			cfg.Bootstrap = []string{nodes[0].Addr().String()}
-		}
-		s, err := dht.NewServer(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		nodes = append(nodes, s)
-	}
+	nodes := dhtNodes(t, 4)
 	path, hash := writeTorrent(t) // no trackers
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for _, s := range nodes[1:] {
-		if err := s.Bootstrap(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
 	for i, s := range nodes[1:3] {
 		if _, err := s.Announce(ctx, hash, uint16(7200+i)); err != nil {
 			t.Fatal(err)
@@ -190,6 +173,33 @@ func TestPeersFromDHT(t *testing.T) {
 	if r.status != 1 || !strings.Contains(r.stderr, "neither the DHT nor any tracker answered") {
 		t.Errorf("no DHT node: status %d:\n%s%s", r.status, r.stdout, r.stderr)
 	}
+}
+
+// dhtNodes starts n DHT nodes on 127.0.0.1 that know each other, closed
+// when the test ends.
+func dhtNodes(t *testing.T, n int) []*dht.Server {
+	t.Helper()
+	var nodes []*dht.Server
+	for i := range n {
+		cfg := dht.Config{Addr: "127.0.0.1:0", RateLimit: rate.Inf}
+		if i > 0 {
+			cfg.Bootstrap = []string{nodes[0].Addr().String()}
+		}
+		s, err := dht.NewServer(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		nodes = append(nodes, s)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, s := range nodes[1:] {
+		if err := s.Bootstrap(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return nodes
 }
 
 func TestTrackerCommand(t *testing.T) {
