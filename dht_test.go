@@ -342,3 +342,33 @@ func TestMagnetCloseWaits(t *testing.T) {
 		}
 	}
 }
+
+// TestDHTPortFromMetadataFetch: the connections of a magnet link's
+// metadata fetch send our PORT message too, so a peer asked only for the
+// metadata learns our DHT node.
+func TestDHTPortFromMetadataFetch(t *testing.T) {
+	mi, src := makeTorrent(t, "dhtportmeta", 32<<10, testFile{"a", 64 << 10})
+	seeder := dhtClient(t, "")
+	ts, _ := seeder.Add(mi)
+	if err := ts.Start(WithDir(src)); err != nil {
+		t.Fatal(err)
+	}
+	leecher := dhtClient(t, "")
+	tor, err := leecher.Open(t.Context(), "magnet:?xt=urn:btih:"+mi.InfoHash.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tor.AddPeers(clientAddr(seeder))
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := tor.WaitMetadata(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !hasNode(seeder.DHT(), leecher.DHT().Addr()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the seeder's DHT nodes after the metadata fetch: %v", seeder.DHT().Nodes())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

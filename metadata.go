@@ -407,6 +407,10 @@ func (f *metaFetch) talkConn(conn net.Conn, a netip.AddrPort, id [20]byte, res p
 	if res.Fast() {
 		out = peer.AppendMessage(out, &peer.Message{Type: peer.HaveNone})
 	}
+	if port := f.c.dhtPort(); port != 0 && res.DHT() {
+		// Our DHT node, for the peer's routing table (BEP 5).
+		out = peer.AppendMessage(out, &peer.Message{Type: peer.Port, Port: port})
+	}
 	if _, err := conn.Write(out); err != nil {
 		return err
 	}

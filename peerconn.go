@@ -247,7 +247,7 @@ func (p *peerConn) sendInitial() {
 			return peer.AppendMessage(out, &peer.Message{Type: peer.Bitfield, Payload: bits})
 		})
 	}
-	if port := e.c.dhtPort(); port != 0 && p.res.DHT() && e.dhtOn() {
+	if port := e.c.dhtPort(); port != 0 && p.res.DHT() && e.dhtOn() && !p.adopted { // the fetch sent it on adopted ones
 		p.send(func(out []byte) []byte { return peer.AppendMessage(out, &peer.Message{Type: peer.Port, Port: port}) })
 	}
 	// The extension handshake after what we have: BEP 3 and BEP 6 want
