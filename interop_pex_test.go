@@ -200,18 +200,12 @@ func TestInteropPEXLearnFromLibtorrent(t *testing.T) {
 	seeders := s.seederAddrs()
 	l := slowLibtorrent(t, ctx, s, seeders)
 
-	c := seedClient(t, Config{})
-	tor, err := c.Add(s.mi)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tor.AddPeers(l.Addr())
-	w := watchPeers(t, tor)
+	tor, w := pexLearner(t, s, l.Addr())
 	begin := time.Now()
 	dctx, dcancel := context.WithTimeout(ctx, pexLearnTimeout)
 	defer dcancel()
 	dir := t.TempDir()
-	err = tor.DownloadAll(dctx, WithDir(dir))
+	err := tor.DownloadAll(dctx, WithDir(dir))
 	took := time.Since(begin)
 	w.end()
 	if err != nil {
@@ -292,6 +286,19 @@ func TestInteropPEXTeachLibtorrent(t *testing.T) {
 	t.Logf("libtorrent complete in %v", took.Round(time.Millisecond))
 }
 
+// pexLearner adds the torrent to a new client of ours, tells it of the
+// one peer at a (no tracker), and watches its peers.
+func pexLearner(t *testing.T, s *pexSwarm, a netip.AddrPort) (*Torrent, *peerWatch) {
+	t.Helper()
+	c := seedClient(t, Config{})
+	tor, err := c.Add(s.mi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tor.AddPeers(a)
+	return tor, watchPeers(t, tor)
+}
+
 // slowPeer starts our peer, downloading at most pexSlowRate, told of the
 // given peers, and waits until it is connected to all of them.
 func slowPeer(t *testing.T, ctx context.Context, s *pexSwarm, peers []netip.AddrPort) *Client {
@@ -335,13 +342,7 @@ func TestInteropPEXPrivate(t *testing.T) {
 
 	// From libtorrent: our leecher told of l alone.
 	l := slowLibtorrent(t, ctx, s, seeders)
-	c := seedClient(t, Config{})
-	tor, err := c.Add(s.mi)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tor.AddPeers(l.Addr())
-	w := watchPeers(t, tor)
+	tor, w := pexLearner(t, s, l.Addr())
 	if err := tor.Start(WithDir(t.TempDir())); err != nil {
 		t.Fatal(err)
 	}
@@ -371,7 +372,7 @@ func TestInteropPEXPrivate(t *testing.T) {
 	var learnt []swarmtest.LTPeer
 	wctx, wcancel := context.WithTimeout(ctx, pexPrivateWait)
 	defer wcancel()
-	err = l2.WaitFor(wctx, func(st swarmtest.LTStatus) bool {
+	err := l2.WaitFor(wctx, func(st swarmtest.LTStatus) bool {
 		for _, a := range seeders {
 			if lp, ok := st.Peer(a); ok {
 				learnt = append(learnt, lp)
