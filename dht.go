@@ -51,10 +51,16 @@ var publicBootstrap = dht.DefaultBootstrap
 // dhtFilter, set by tests, is the DHT node's Config.Filter.
 var dhtFilter func(netip.AddrPort) bool
 
+// dhtOnlyIfAsked, set by tests, runs a DHT node only for a Config that
+// gives DHTBootstrap: the tests' many clients, some of the same torrent,
+// would otherwise find each other across tests through the node contacts
+// kept in their shared state folder.
+var dhtOnlyIfAsked bool
+
 // startDHT starts the client's DHT node unless Config.NoDHT: it listens,
 // restores the saved routing table and joins the DHT in the background.
 func (c *Client) startDHT() error {
-	if c.cfg.NoDHT {
+	if c.cfg.NoDHT || (dhtOnlyIfAsked && c.cfg.DHTBootstrap == nil) {
 		return nil
 	}
 	addr, fallback := c.dhtAddr()

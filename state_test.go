@@ -15,11 +15,13 @@ import (
 var offLoopback atomic.Int64
 
 // TestMain keeps the resume records of the tests out of the user's own
-// state folder, and the clients' DHT nodes on loopback: none bootstraps
-// from the public routers, and a node refuses (and the run fails on) any
-// address that is not loopback.
+// state folder, and the clients' DHT nodes on loopback: only clients that
+// give Config.DHTBootstrap run one, none bootstraps from the public
+// routers, and a node refuses (and the run fails on) any address that is
+// not loopback.
 func TestMain(m *testing.M) {
 	publicBootstrap = nil
+	dhtOnlyIfAsked = true // a test that wants a node says where it bootstraps
 	dhtFilter = func(a netip.AddrPort) bool {
 		if a.Addr().IsLoopback() {
 			return true
